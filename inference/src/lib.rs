@@ -1,0 +1,10 @@
+//! risk-inference: score geospatial rasters into ordinal risk classes (0 Low, 1 Medium,
+//! 2 High, 255 nodata) with an ONNX model, without libtorch.
+//!
+//! Data flow: [`raster`] reads windows of the input with GDAL -> tiles are normalised and
+//! batched through the ONNX Runtime session -> overlapping tile probabilities are blended
+//! -> an optional dense CRF refines them -> [`raster`] writes the class map (temporary file,
+//! renamed into place).
+
+pub mod classes;
+pub mod raster;

@@ -1,0 +1,663 @@
+//! GDAL raster I/O by window: the only module of the workspace that touches `gdal`.
+//!
+//! - [`InputRaster`] opens anything GDAL reads and reads windows of chosen bands into
+//!   caller-owned, reused buffers, converting any pixel type (u8, u16, i16, f32, ...) to
+//!   the buffer's type. [`InputRaster::read_valid`] says which pixels hold data, from the
+//!   bands' nodata values, a mask band or an alpha band (GDAL's mask-band rules): a pixel is
+//!   nodata only when every selected band says so, as rasterio's dataset mask does.
+//! - [`GeoTiffWriter`] writes a tiled, DEFLATE-compressed GeoTIFF with the input's
+//!   georeferencing, window by window, into a temporary file beside the target; only
+//!   [`GeoTiffWriter::finish`] (overviews, optional Cloud Optimized GeoTIFF) renames it into
+//!   place, and dropping an unfinished writer deletes the temporary file, so a failure never
+//!   leaves a half-written raster under the final name.
+//!
+//! Every error names the file and, for reads and writes, the band and window, and keeps
+//! GDAL's own message. GDAL's stderr printing is replaced by [`quiet_gdal_errors`] so that
+//! a failure is reported once, by the caller.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use gdal::cpl::CslStringList;
+use gdal::raster::{Buffer, ColorEntry, ColorTable, GdalType, RasterCreationOptions};
+use gdal::spatial_ref::SpatialRef;
+use gdal::{Dataset, DriverManager, Metadata};
+
+/// Pixel types GDAL converts to and from (u8, u16, i16, u32, i32, f32, f64, ...).
+pub use gdal::raster::GdalType as PixelType;
+
+/// A rectangle of pixels: column `x`, row `y` of its top-left corner, and its size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Window {
+    pub x: usize,
+    pub y: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl Window {
+    pub fn new(x: usize, y: usize, width: usize, height: usize) -> Self {
+        Self { x, y, width, height }
+    }
+
+    /// Number of pixels in the window.
+    pub fn pixels(&self) -> usize {
+        self.width * self.height
+    }
+
+    /// One past the last column.
+    pub fn right(&self) -> usize {
+        self.x + self.width
+    }
+
+    /// One past the last row.
+    pub fn bottom(&self) -> usize {
+        self.y + self.height
+    }
+
+    /// The part of `self` inside `other`, or `None` when they do not overlap.
+    pub fn intersect(&self, other: &Window) -> Option<Window> {
+        let x = self.x.max(other.x);
+        let y = self.y.max(other.y);
+        let right = self.right().min(other.right());
+        let bottom = self.bottom().min(other.bottom());
+        (right > x && bottom > y).then(|| Window::new(x, y, right - x, bottom - y))
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{} at ({}, {})", self.width, self.height, self.x, self.y)
+    }
+}
+
+/// Errors of raster I/O; every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum RasterError {
+    #[error("{path}: no such file")]
+    NotFound { path: PathBuf },
+    #[error("{path}: not a raster GDAL can open ({msg})")]
+    Open { path: PathBuf, msg: String },
+    #[error("{path}: {msg}")]
+    Invalid { path: PathBuf, msg: String },
+    #[error(
+        "{path}: reading band {band}, window {window} failed ({msg}); the file may be truncated or corrupt"
+    )]
+    Read {
+        path: PathBuf,
+        band: usize,
+        window: Window,
+        msg: String,
+    },
+    #[error("{path}: cannot create output ({msg})")]
+    Create { path: PathBuf, msg: String },
+    #[error("{path}: writing band {band}, window {window} failed ({msg})")]
+    Write {
+        path: PathBuf,
+        band: usize,
+        window: Window,
+        msg: String,
+    },
+    #[error("{path}: finishing output failed ({msg})")]
+    Finish { path: PathBuf, msg: String },
+}
+
+pub type Result<T> = std::result::Result<T, RasterError>;
+
+/// Routes GDAL's own error printing to `tracing` (debug level): errors still reach the
+/// caller through `Result`, once, with GDAL's message inside.
+pub fn quiet_gdal_errors() {
+    gdal::config::set_error_handler(|class, code, msg| {
+        tracing::debug!(target: "gdal", "GDAL {class:?} {code}: {msg}");
+    });
+}
+
+/// Where a raster sits on Earth: GDAL's affine geotransform and the CRS as WKT.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GeoRef {
+    /// `[origin_x, pixel_width, row_rotation, origin_y, column_rotation, pixel_height]`;
+    /// `None` for rasters without one (pixel coordinates only).
+    pub geo_transform: Option<[f64; 6]>,
+    /// Coordinate reference system as WKT; empty when the raster has none.
+    pub projection: String,
+}
+
+impl GeoRef {
+    /// A north-up georeference: top-left corner `(origin_x, origin_y)` in CRS units,
+    /// square pixels of `pixel_size`, CRS given by its EPSG code.
+    pub fn north_up(epsg: u32, origin_x: f64, origin_y: f64, pixel_size: f64) -> Result<Self> {
+        let srs = gdal::spatial_ref::SpatialRef::from_epsg(epsg).map_err(|e| RasterError::Invalid {
+            path: PathBuf::from(format!("EPSG:{epsg}")),
+            msg: e.to_string(),
+        })?;
+        let projection = srs.to_wkt().map_err(|e| RasterError::Invalid {
+            path: PathBuf::from(format!("EPSG:{epsg}")),
+            msg: e.to_string(),
+        })?;
+        Ok(Self {
+            geo_transform: Some([origin_x, pixel_size, 0.0, origin_y, 0.0, -pixel_size]),
+            projection,
+        })
+    }
+}
+
+impl GeoRef {
+    /// Whether both have the same CRS by GDAL's `OSRIsSame` (so WKT1 and WKT2 spellings of
+    /// one CRS match); two rasters without a CRS match, one without and one with do not.
+    pub fn same_crs(&self, other: &GeoRef) -> bool {
+        match (self.projection.is_empty(), other.projection.is_empty()) {
+            (true, true) => true,
+            (false, false) => {
+                self.projection == other.projection
+                    || matches!(
+                        (SpatialRef::from_wkt(&self.projection), SpatialRef::from_wkt(&other.projection)),
+                        (Ok(a), Ok(b)) if a == b
+                    )
+            }
+            _ => false,
+        }
+    }
+
+    /// A short name of the CRS for messages: `EPSG:32633 (WGS 84 / UTM zone 33N)`, or the
+    /// CRS's name, or the start of its WKT.
+    pub fn crs_name(&self) -> String {
+        let Ok(srs) = SpatialRef::from_wkt(&self.projection) else {
+            return self.projection.chars().take(60).collect();
+        };
+        let name = srs.name().unwrap_or_default();
+        match (srs.auth_name(), srs.auth_code()) {
+            (Some(auth), Ok(code)) => format!("{auth}:{code} ({name})"),
+            _ => name,
+        }
+    }
+}
+
+/// An open input raster with its size, bands and georeferencing.
+pub struct InputRaster {
+    path: PathBuf,
+    dataset: Dataset,
+    width: usize,
+    height: usize,
+    band_count: usize,
+}
+
+impl InputRaster {
+    /// Opens `path` read-only. Fails with a clear message for a missing file, a file GDAL
+    /// cannot read as a raster, or a raster without bands.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if !path.exists() && !path.to_string_lossy().starts_with("/vsi") {
+            return Err(RasterError::NotFound { path });
+        }
+        let dataset = Dataset::open(&path).map_err(|e| RasterError::Open {
+            path: path.clone(),
+            msg: e.to_string(),
+        })?;
+        let (width, height) = dataset.raster_size();
+        let band_count = dataset.raster_count();
+        if band_count == 0 || width == 0 || height == 0 {
+            return Err(RasterError::Invalid {
+                path,
+                msg: "has no raster bands".into(),
+            });
+        }
+        Ok(Self {
+            path,
+            dataset,
+            width,
+            height,
+            band_count,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Number of bands (1-based band numbers run `1..=band_count`).
+    pub fn band_count(&self) -> usize {
+        self.band_count
+    }
+
+    /// The whole raster as a window.
+    pub fn extent(&self) -> Window {
+        Window::new(0, 0, self.width, self.height)
+    }
+
+    /// GDAL's name of band `band`'s pixel type (`Byte`, `UInt16`, `Float32`, ...).
+    pub fn band_type_name(&self, band: usize) -> Result<String> {
+        Ok(self.band(band)?.band_type().name())
+    }
+
+    /// The nodata value of band `band`, if it has one.
+    pub fn nodata(&self, band: usize) -> Result<Option<f64>> {
+        Ok(self.band(band)?.no_data_value())
+    }
+
+    /// GDAL's natural block size `(columns, rows)` of band `band`: reads aligned to it
+    /// decode each block once.
+    pub fn block_size(&self, band: usize) -> Result<(usize, usize)> {
+        Ok(self.band(band)?.block_size())
+    }
+
+    /// Drops this dataset's blocks from GDAL's block cache, for streaming reads that will
+    /// not come back to them (memory then stays at one window, not GDAL_CACHEMAX).
+    pub fn drop_cached_blocks(&mut self) {
+        // Read-only: flushing writes nothing, it only frees the cached blocks.
+        let _ = self.dataset.flush_cache();
+    }
+
+    pub fn georef(&self) -> GeoRef {
+        GeoRef {
+            geo_transform: self.dataset.geo_transform().ok(),
+            projection: self.dataset.projection(),
+        }
+    }
+
+    fn band(&self, band: usize) -> Result<gdal::raster::RasterBand<'_>> {
+        if band == 0 || band > self.band_count {
+            return Err(RasterError::Invalid {
+                path: self.path.clone(),
+                msg: format!("has {} band(s), band {band} was asked for", self.band_count),
+            });
+        }
+        self.dataset.rasterband(band).map_err(|e| RasterError::Invalid {
+            path: self.path.clone(),
+            msg: format!("band {band}: {e}"),
+        })
+    }
+
+    fn check_window(&self, window: Window) -> Result<()> {
+        if window.width == 0
+            || window.height == 0
+            || window.right() > self.width
+            || window.bottom() > self.height
+        {
+            return Err(RasterError::Invalid {
+                path: self.path.clone(),
+                msg: format!(
+                    "window {window} is outside the {}x{} raster",
+                    self.width, self.height
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads `window` of one band (1-based) into `out` (row-major, `window.pixels()` long),
+    /// converting GDAL's pixel type to `T`.
+    pub fn read_band<T: GdalType + Copy>(&self, band: usize, window: Window, out: &mut [T]) -> Result<()> {
+        self.check_window(window)?;
+        let rb = self.band(band)?;
+        rb.read_into_slice(
+            (window.x as isize, window.y as isize),
+            (window.width, window.height),
+            (window.width, window.height),
+            out,
+            None,
+        )
+        .map_err(|e| RasterError::Read {
+            path: self.path.clone(),
+            band,
+            window,
+            msg: e.to_string(),
+        })
+    }
+
+    /// Reads `window` of several bands (1-based numbers, in the given order) into `out`,
+    /// band-major: `out[b * pixels + row * width + col]`, `(bands.len(), H, W)`.
+    pub fn read_bands<T: GdalType + Copy>(
+        &self,
+        bands: &[usize],
+        window: Window,
+        out: &mut [T],
+    ) -> Result<()> {
+        let pixels = window.pixels();
+        assert_eq!(out.len(), bands.len() * pixels, "output buffer size");
+        for (i, &band) in bands.iter().enumerate() {
+            self.read_band(band, window, &mut out[i * pixels..(i + 1) * pixels])?;
+        }
+        Ok(())
+    }
+
+    /// Fills `valid` (`window.pixels()` long) with `true` where at least one of `bands`
+    /// holds data according to GDAL's mask band (nodata value, per-dataset mask or alpha
+    /// band), `false` where all of them are nodata. `scratch` is reused between calls.
+    pub fn read_valid(
+        &self,
+        bands: &[usize],
+        window: Window,
+        valid: &mut [bool],
+        scratch: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.check_window(window)?;
+        let pixels = window.pixels();
+        assert_eq!(valid.len(), pixels, "mask buffer size");
+        valid.fill(false);
+        scratch.resize(pixels, 0);
+        for &band in bands {
+            let rb = self.band(band)?;
+            let flags = rb.mask_flags().map_err(|e| RasterError::Invalid {
+                path: self.path.clone(),
+                msg: format!("band {band} mask flags: {e}"),
+            })?;
+            if flags.is_all_valid() {
+                valid.fill(true);
+                return Ok(());
+            }
+            let mask = rb.open_mask_band().map_err(|e| RasterError::Read {
+                path: self.path.clone(),
+                band,
+                window,
+                msg: format!("mask band: {e}"),
+            })?;
+            mask.read_into_slice(
+                (window.x as isize, window.y as isize),
+                (window.width, window.height),
+                (window.width, window.height),
+                scratch.as_mut_slice(),
+                None,
+            )
+            .map_err(|e| RasterError::Read {
+                path: self.path.clone(),
+                band,
+                window,
+                msg: format!("mask band: {e}"),
+            })?;
+            for (v, &m) in valid.iter_mut().zip(scratch.iter()) {
+                *v |= m != 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a GeoTIFF is laid out and described.
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    /// Nodata value of every band (default none).
+    pub nodata: Option<f64>,
+    /// Palette for single-band u8 class maps: `(value, [r, g, b, a])` entries.
+    pub color_table: Vec<(u8, [u8; 4])>,
+    /// Band descriptions, one per band (may be empty).
+    pub band_descriptions: Vec<String>,
+    /// Internal tile size in pixels (default 512; GDAL needs a multiple of 16).
+    pub block_size: usize,
+    /// Overview factors built at finish, e.g. `[2, 4, 8]` (default none).
+    pub overviews: Vec<i32>,
+    /// Write a Cloud Optimized GeoTIFF (COG driver) instead of a plain tiled GeoTIFF.
+    pub cog: bool,
+    /// Dataset metadata items (key, value) in the default domain.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self {
+            nodata: None,
+            color_table: Vec::new(),
+            band_descriptions: Vec::new(),
+            block_size: 512,
+            overviews: Vec::new(),
+            cog: false,
+            metadata: Vec::new(),
+        }
+    }
+}
+
+/// A GeoTIFF being written to a temporary file beside its final path.
+pub struct GeoTiffWriter {
+    final_path: PathBuf,
+    temp_path: PathBuf,
+    dataset: Option<Dataset>,
+    width: usize,
+    height: usize,
+    bands: usize,
+    options: WriteOptions,
+}
+
+/// The temporary name for `path`: hidden, beside it (same file system, so the rename is
+/// atomic), unique per process.
+fn temp_path_for(path: &Path, tag: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.{tag}.part", std::process::id()))
+}
+
+impl GeoTiffWriter {
+    /// Creates a `width` x `height` GeoTIFF of `bands` bands of pixel type `T` that will
+    /// become `path` on [`finish`](Self::finish).
+    pub fn create<T: GdalType>(
+        path: impl AsRef<Path>,
+        width: usize,
+        height: usize,
+        bands: usize,
+        georef: &GeoRef,
+        options: WriteOptions,
+    ) -> Result<Self> {
+        let final_path = path.as_ref().to_path_buf();
+        let create_err = |msg: String| RasterError::Create {
+            path: final_path.clone(),
+            msg,
+        };
+        if let Some(parent) = final_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                return Err(create_err(format!("folder {} does not exist", parent.display())));
+            }
+        }
+        if final_path.is_dir() {
+            return Err(create_err("is a folder".into()));
+        }
+        let temp_path = temp_path_for(&final_path, "tmp");
+        let driver = DriverManager::get_driver_by_name("GTiff").map_err(|e| create_err(e.to_string()))?;
+        let block = options.block_size.max(16) / 16 * 16;
+        let mut creation: Vec<String> = vec![
+            "TILED=YES".into(),
+            format!("BLOCKXSIZE={block}"),
+            format!("BLOCKYSIZE={block}"),
+            "COMPRESS=DEFLATE".into(),
+            "BIGTIFF=IF_SAFER".into(),
+        ];
+        if bands > 1 {
+            creation.push("INTERLEAVE=BAND".into());
+        }
+        let creation = RasterCreationOptions::from_iter(creation);
+        let mut dataset = driver
+            .create_with_band_type_with_options::<T, _>(&temp_path, width, height, bands, &creation)
+            .map_err(|e| create_err(e.to_string()))?;
+        let mut writer = Self {
+            final_path: final_path.clone(),
+            temp_path,
+            dataset: None,
+            width,
+            height,
+            bands,
+            options,
+        };
+        if let Some(gt) = georef.geo_transform {
+            dataset
+                .set_geo_transform(&gt)
+                .map_err(|e| create_err(e.to_string()))?;
+        }
+        if !georef.projection.is_empty() {
+            dataset
+                .set_projection(&georef.projection)
+                .map_err(|e| create_err(e.to_string()))?;
+        }
+        for (key, value) in &writer.options.metadata {
+            dataset
+                .set_metadata_item(key, value, "")
+                .map_err(|e| create_err(e.to_string()))?;
+        }
+        for b in 1..=bands {
+            let mut band = dataset.rasterband(b).map_err(|e| create_err(e.to_string()))?;
+            if let Some(nd) = writer.options.nodata {
+                band.set_no_data_value(Some(nd))
+                    .map_err(|e| create_err(e.to_string()))?;
+            }
+            if let Some(desc) = writer.options.band_descriptions.get(b - 1) {
+                band.set_description(desc)
+                    .map_err(|e| create_err(e.to_string()))?;
+            }
+            if !writer.options.color_table.is_empty() {
+                let mut table = ColorTable::default();
+                for &(value, [r, g, bl, a]) in &writer.options.color_table {
+                    table.set_color_entry(
+                        value as u16,
+                        &ColorEntry::rgba(r as i16, g as i16, bl as i16, a as i16),
+                    );
+                }
+                band.set_color_table(&table);
+            }
+        }
+        writer.dataset = Some(dataset);
+        Ok(writer)
+    }
+
+    /// The path the file will have once finished.
+    pub fn path(&self) -> &Path {
+        &self.final_path
+    }
+
+    /// Writes `data` (row-major, `window.pixels()` long) into `window` of band `band`
+    /// (1-based).
+    pub fn write_band<T: GdalType + Copy>(&mut self, band: usize, window: Window, data: &[T]) -> Result<()> {
+        let err = |msg: String| RasterError::Write {
+            path: self.final_path.clone(),
+            band,
+            window,
+            msg,
+        };
+        if band == 0 || band > self.bands || window.right() > self.width || window.bottom() > self.height {
+            return Err(err(format!(
+                "outside the {}x{}x{} output",
+                self.width, self.height, self.bands
+            )));
+        }
+        if data.len() != window.pixels() {
+            return Err(err(format!(
+                "{} values for {} pixels",
+                data.len(),
+                window.pixels()
+            )));
+        }
+        let dataset = self.dataset.as_ref().expect("dataset is open until finish");
+        let mut rb = dataset.rasterband(band).map_err(|e| err(e.to_string()))?;
+        let mut buffer = Buffer::new((window.width, window.height), data.to_vec());
+        rb.write(
+            (window.x as isize, window.y as isize),
+            (window.width, window.height),
+            &mut buffer,
+        )
+        .map_err(|e| err(e.to_string()))
+    }
+
+    /// Writes band-major `data` (`(bands, H, W)`) into `window` of every band.
+    pub fn write_bands<T: GdalType + Copy>(&mut self, window: Window, data: &[T]) -> Result<()> {
+        let pixels = window.pixels();
+        for b in 0..self.bands {
+            self.write_band(b + 1, window, &data[b * pixels..(b + 1) * pixels])?;
+        }
+        Ok(())
+    }
+
+    /// Builds overviews, closes the file (converting it to a COG if asked) and renames it
+    /// to its final path.
+    pub fn finish(mut self) -> Result<()> {
+        let final_path = self.final_path.clone();
+        let err = |msg: String| RasterError::Finish {
+            path: final_path.clone(),
+            msg,
+        };
+        let mut dataset = self.dataset.take().expect("dataset is open until finish");
+        let resampling = if self.options.color_table.is_empty() {
+            "AVERAGE"
+        } else {
+            "NEAREST"
+        };
+        if !self.options.overviews.is_empty() && !self.options.cog {
+            dataset
+                .build_overviews(resampling, &self.options.overviews, &[])
+                .map_err(|e| err(format!("overviews: {e}")))?;
+        }
+        if self.options.cog {
+            let cog_path = temp_path_for(&self.final_path, "cog");
+            let driver = DriverManager::get_driver_by_name("COG").map_err(|e| err(e.to_string()))?;
+            let mut opts = CslStringList::new();
+            for (k, v) in [
+                ("COMPRESS", "DEFLATE"),
+                ("BLOCKSIZE", &self.options.block_size.to_string()),
+                ("RESAMPLING", resampling),
+                ("BIGTIFF", "IF_SAFER"),
+                (
+                    "OVERVIEWS",
+                    if self.options.overviews.is_empty() {
+                        "NONE"
+                    } else {
+                        "AUTO"
+                    },
+                ),
+            ] {
+                opts.set_name_value(k, v).map_err(|e| err(e.to_string()))?;
+            }
+            let copy = dataset.create_copy(&driver, &cog_path, &opts);
+            dataset.close().map_err(|e| err(e.to_string()))?;
+            let _ = std::fs::remove_file(&self.temp_path);
+            match copy.and_then(|c| c.close()) {
+                Ok(()) => self.temp_path = cog_path,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&cog_path);
+                    return Err(err(format!("COG: {e}")));
+                }
+            }
+        } else {
+            dataset.close().map_err(|e| err(e.to_string()))?;
+        }
+        std::fs::rename(&self.temp_path, &self.final_path).map_err(|e| err(format!("rename: {e}")))?;
+        Ok(())
+    }
+}
+
+impl Drop for GeoTiffWriter {
+    fn drop(&mut self) {
+        // Not finished: close GDAL's handle and delete the partial file.
+        if let Some(dataset) = self.dataset.take() {
+            drop(dataset);
+            let _ = std::fs::remove_file(&self.temp_path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_intersection_is_the_common_rectangle() {
+        let a = Window::new(0, 0, 10, 10);
+        let b = Window::new(5, 8, 10, 10);
+        assert_eq!(a.intersect(&b), Some(Window::new(5, 8, 5, 2)));
+        assert_eq!(a.intersect(&Window::new(10, 0, 3, 3)), None);
+    }
+
+    #[test]
+    fn temp_path_is_hidden_beside_target() {
+        let p = temp_path_for(Path::new("/data/out/risk.tif"), "tmp");
+        assert_eq!(p.parent(), Some(Path::new("/data/out")));
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with(".risk.tif.") && name.ends_with(".tmp.part"),
+            "{name}"
+        );
+    }
+}

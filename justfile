@@ -1,0 +1,37 @@
+# Everyday commands. Run through `scripts/dev <recipe>` on a fresh machine (it sets up
+# and loads .deps/env.sh), or `source .deps/env.sh` once and call `just <recipe>`.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Install everything a fresh Debian 12 machine needs (idempotent).
+setup:
+    bash scripts/setup.sh
+
+# Formatting, lints and the whole test suite (what CI runs).
+test:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo test --workspace
+
+# Regenerate the committed test scenes under fixtures/ (a test checks they match).
+fixtures:
+    cargo run --release -p risk-training --bin risk-train -- fixtures --out fixtures
+    gdalinfo fixtures/scene512.tif | head -n 30
+
+# A generated 1024x1024 scene and its class balance, written to out/.
+synth seed="1" size="1024":
+    mkdir -p out
+    cargo run --release -p risk-training --bin risk-train -- synth --width {{size}} --height {{size}} --seed {{seed}} --image out/scene{{size}}_s{{seed}}.tif --labels out/scene{{size}}_s{{seed}}_labels.tif
+
+# The main job on a shipped fixture.
+demo:
+    just synth 1 1024
+    gdalinfo out/scene1024_s1.tif | grep -E "Size is|EPSG|Origin|Pixel Size|NoData" | sort -u
+
+# Benchmarks (release build).
+bench:
+    cargo bench --workspace

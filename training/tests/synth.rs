@@ -1,0 +1,202 @@
+//! Behaviour of the synthetic scene generator: determinism, class balance and spatial
+//! structure of the labels, georeferencing of the written GeoTIFFs (read back with GDAL),
+//! and byte-identical regeneration of the committed fixtures.
+
+use std::path::Path;
+
+use risk_inference::raster::{InputRaster, Window};
+use risk_training::synth::{self, ClassCounts, FIXTURES, SynthConfig, SynthDtype};
+
+fn cfg(size: usize, seed: u64) -> SynthConfig {
+    SynthConfig {
+        width: size,
+        height: size,
+        seed,
+        ..SynthConfig::default()
+    }
+}
+
+#[test]
+fn same_seed_same_scene_other_seed_other_scene() {
+    let a = synth::generate_u8(&cfg(256, 5), 0, 256);
+    let b = synth::generate_u8(&cfg(256, 5), 0, 256);
+    let c = synth::generate_u8(&cfg(256, 6), 0, 256);
+    assert_eq!(a.image, b.image);
+    assert_eq!(a.labels, b.labels);
+    let differing = a.labels.iter().zip(&c.labels).filter(|(x, y)| x != y).count();
+    assert!(
+        differing > 256 * 256 / 10,
+        "seed 6 differs from seed 5 on only {differing} pixels"
+    );
+}
+
+#[test]
+fn row_blocks_do_not_change_pixels() {
+    // Rows 100..160 generated alone equal the same rows of a whole-scene generation.
+    let c = cfg(200, 9);
+    let whole = synth::generate_u8(&c, 0, 200);
+    let part = synth::generate_u8(&c, 100, 60);
+    assert_eq!(part.labels, whole.labels[100 * 200..160 * 200]);
+    for b in 0..3 {
+        let whole_band = &whole.image[b * 200 * 200..(b + 1) * 200 * 200];
+        assert_eq!(
+            &part.image[b * 60 * 200..(b + 1) * 60 * 200],
+            &whole_band[100 * 200..160 * 200]
+        );
+    }
+}
+
+#[test]
+fn class_balance_of_1024_scenes_matches_the_source_data() {
+    for seed in [1, 2, 3, 4] {
+        let block = synth::generate_u8(&cfg(1024, seed), 0, 1024);
+        let mut counts = ClassCounts::default();
+        counts.add_labels(&block.labels);
+        let [low, medium, high, nodata] = counts.fractions();
+        let labelled = 1.0 - nodata;
+        let (medium, high) = (medium / labelled, high / labelled);
+        assert!(
+            (0.02..=0.04).contains(&medium),
+            "seed {seed}: Medium {medium:.4} ({counts})"
+        );
+        assert!(
+            (0.12..=0.45).contains(&high),
+            "seed {seed}: High {high:.4} ({counts})"
+        );
+        assert!(low > 0.45, "seed {seed}: Low {low:.4} ({counts})");
+        assert!(
+            (0.01..=0.10).contains(&nodata),
+            "seed {seed}: nodata {nodata:.4} ({counts})"
+        );
+    }
+}
+
+#[test]
+fn medium_is_a_thin_band_next_to_high() {
+    let n = 1024;
+    let labels = synth::generate_u8(&cfg(n, 1), 0, n).labels;
+    let at = |x: i64, y: i64| -> u8 {
+        if x < 0 || y < 0 || x >= n as i64 || y >= n as i64 {
+            0
+        } else {
+            labels[y as usize * n + x as usize]
+        }
+    };
+    let (mut medium, mut near_high, mut interior) = (0, 0, 0);
+    for y in 0..n as i64 {
+        for x in 0..n as i64 {
+            if at(x, y) != 1 {
+                continue;
+            }
+            medium += 1;
+            let mut high = false;
+            let mut all_medium = true;
+            for dy in -4..=4 {
+                for dx in -4..=4 {
+                    high |= at(x + dx, y + dy) == 2;
+                    all_medium &= at(x + dx, y + dy) == 1;
+                }
+            }
+            near_high += high as u32;
+            interior += all_medium as u32;
+        }
+    }
+    let near = near_high as f64 / medium as f64;
+    let thick = interior as f64 / medium as f64;
+    assert!(
+        near > 0.75,
+        "only {near:.3} of Medium pixels have High within 4 px"
+    );
+    assert!(
+        thick < 0.05,
+        "{thick:.3} of Medium pixels sit inside 9x9 all-Medium blocks"
+    );
+}
+
+#[test]
+fn label_is_visible_in_the_image() {
+    // Low risk = vegetated ground: on average greener (G - R) than Medium and High
+    // (High also holds water bodies, whose G - R is small but positive).
+    let n = 512;
+    let b = synth::generate_u8(&cfg(n, 2), 0, n);
+    let px = n * n;
+    let mut sum = [0.0f64; 3];
+    let mut cnt = [0.0f64; 3];
+    for i in 0..px {
+        let l = b.labels[i] as usize;
+        if l < 3 {
+            sum[l] += b.image[px + i] as f64 - b.image[i] as f64;
+            cnt[l] += 1.0;
+        }
+    }
+    let mean: Vec<f64> = (0..3).map(|c| sum[c] / cnt[c]).collect();
+    assert!(
+        mean[0] > mean[1] + 5.0 && mean[0] > mean[2] + 5.0,
+        "greenness by class {mean:?}"
+    );
+}
+
+#[test]
+fn written_scene_is_georeferenced_with_nodata() {
+    let dir = tempfile::tempdir().unwrap();
+    let (img, lab) = (dir.path().join("s.tif"), dir.path().join("s_labels.tif"));
+    let c = SynthConfig {
+        width: 300,
+        height: 200,
+        seed: 4,
+        nir: true,
+        dtype: SynthDtype::U16,
+        ..SynthConfig::default()
+    };
+    let counts = synth::write_scene(&c, &img, &lab).unwrap();
+    let image = InputRaster::open(&img).unwrap();
+    let labels = InputRaster::open(&lab).unwrap();
+    assert_eq!((image.width(), image.height(), image.band_count()), (300, 200, 4));
+    assert_eq!(image.band_type_name(1).unwrap(), "UInt16");
+    assert_eq!(labels.band_type_name(1).unwrap(), "Byte");
+    for r in [&image, &labels] {
+        let g = r.georef();
+        assert_eq!(
+            g.geo_transform,
+            Some([500_000.0, 10.0, 0.0, 5_200_000.0, 0.0, -10.0])
+        );
+        assert!(
+            g.projection.contains("UTM zone 33N") && g.projection.contains("32633"),
+            "{}",
+            g.projection
+        );
+    }
+    assert_eq!(image.nodata(4).unwrap(), Some(0.0));
+    assert_eq!(labels.nodata(1).unwrap(), Some(255.0));
+    // Label 255 exactly where the image is nodata (GDAL's mask), and counts agree.
+    let w = Window::new(0, 0, 300, 200);
+    let mut lab_px = vec![0u8; w.pixels()];
+    labels.read_band(1, w, &mut lab_px).unwrap();
+    let mut valid = vec![false; w.pixels()];
+    image
+        .read_valid(&[1, 2, 3, 4], w, &mut valid, &mut Vec::new())
+        .unwrap();
+    assert!(lab_px.iter().zip(&valid).all(|(&l, &v)| (l == 255) == !v));
+    let mut reread = ClassCounts::default();
+    reread.add_labels(&lab_px);
+    assert_eq!(reread, counts);
+    assert!(counts.nodata > 0);
+}
+
+#[test]
+fn fixtures_regenerate_byte_identically() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    for f in &FIXTURES {
+        f.write(dir.path()).unwrap();
+        for file in [format!("{}.tif", f.name), format!("{}_labels.tif", f.name)] {
+            let committed = std::fs::read(fixtures.join(&file))
+                .unwrap_or_else(|e| panic!("fixtures/{file}: {e}; run `just fixtures`"));
+            let fresh = std::fs::read(dir.path().join(&file)).unwrap();
+            assert!(
+                committed == fresh,
+                "fixtures/{file} differs from a fresh generation; run `just fixtures`"
+            );
+        }
+    }
+}
