@@ -1,0 +1,473 @@
+//! The CRF's hot loops, each as a scalar reference and as SSE4.1 and AVX2+FMA versions,
+//! chosen once at run time with `is_x86_feature_detected!` ([`Isa::detect`]); any other
+//! CPU (or `RISK_CRF_ISA=scalar`) runs the scalar code, so one binary runs everywhere.
+//!
+//! Kernels (all on 4-float vertex values [`Value`], lane 3 unused):
+//! - [`blur`]: one lattice axis, `dst[v] = src[v] + 0.5 * (src[n1] + src[n2])`;
+//! - [`gather`]: slice, `out[k] = sum_r (w[k][r] * alpha) * vals[id[k][r]]`;
+//! - [`scatter`]: splat, `vals[id[k][r]] += w[k][r] * q[k]` (pixel order, then r);
+//! - [`softmax3`]: per pixel over 3 labels, subtract the max, exp, divide by the sum.
+//!
+//! The scalar versions repeat pydensecrf's operations in its order (its SSE path does a
+//! multiply then an add, and uses glibc `expf` for 3 labels). The SIMD versions fuse
+//! multiply-adds where FMA exists and use a polynomial `exp` (relative error below 2e-7),
+//! so they agree with the scalar code to within 1e-5 (property tests in
+//! `tests/crf_simd.rs`), not bit for bit.
+
+use super::lattice::Value;
+
+/// Which instruction set the kernels use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    Scalar,
+    Sse41,
+    Avx2Fma,
+}
+
+impl Isa {
+    /// The best instruction set this CPU has; `RISK_CRF_ISA=scalar|sse41|avx2` forces one
+    /// (falling back to scalar if the CPU lacks it).
+    pub fn detect() -> Isa {
+        let forced = std::env::var("RISK_CRF_ISA").ok();
+        let best = Self::best();
+        match forced.as_deref() {
+            Some("scalar") => Isa::Scalar,
+            Some("sse41") if best != Isa::Scalar => Isa::Sse41,
+            Some("avx2") if best == Isa::Avx2Fma => Isa::Avx2Fma,
+            Some(_) => Isa::Scalar,
+            None => best,
+        }
+    }
+
+    /// Every instruction set usable on this CPU (for tests).
+    pub fn available() -> Vec<Isa> {
+        let mut v = vec![Isa::Scalar];
+        match Self::best() {
+            Isa::Avx2Fma => v.extend([Isa::Sse41, Isa::Avx2Fma]),
+            Isa::Sse41 => v.push(Isa::Sse41),
+            Isa::Scalar => {}
+        }
+        v
+    }
+
+    fn best() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2Fma;
+            }
+            if is_x86_feature_detected!("sse4.1") {
+                return Isa::Sse41;
+            }
+        }
+        Isa::Scalar
+    }
+}
+
+/// Blurs vertices `v0 .. v0 + dst.len()` along one axis. `neighbours` is (M, stride) of
+/// `[n1, n2]`; `src` has M + 1 entries, the last one zero (missing neighbours point there).
+pub fn blur(
+    isa: Isa,
+    src: &[Value],
+    neighbours: &[[u32; 2]],
+    stride: usize,
+    axis: usize,
+    v0: usize,
+    dst: &mut [Value],
+) {
+    assert!(neighbours.len() >= (v0 + dst.len()) * stride && axis < stride);
+    let range = &neighbours[v0 * stride..(v0 + dst.len()) * stride];
+    assert!(range.iter().fold(0u32, |m, n| m.max(n[0]).max(n[1])) < src.len() as u32);
+    assert!(v0 + dst.len() <= src.len());
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2Fma` is only produced when the CPU has AVX2 and FMA; indices were checked above.
+        Isa::Avx2Fma => unsafe { x86::blur_avx2(src, neighbours, stride, axis, v0, dst) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above for SSE4.1.
+        Isa::Sse41 => unsafe { x86::blur_sse41(src, neighbours, stride, axis, v0, dst) },
+        _ => blur_scalar(src, neighbours, stride, axis, v0, dst),
+    }
+}
+
+/// Scalar reference of [`blur`].
+pub fn blur_scalar(
+    src: &[Value],
+    neighbours: &[[u32; 2]],
+    stride: usize,
+    axis: usize,
+    v0: usize,
+    dst: &mut [Value],
+) {
+    for (k, out) in dst.iter_mut().enumerate() {
+        let v = v0 + k;
+        let [n1, n2] = neighbours[v * stride + axis];
+        let (a, b, s) = (&src[n1 as usize], &src[n2 as usize], &src[v]);
+        for c in 0..4 {
+            out[c] = s[c] + 0.5 * (a[c] + b[c]);
+        }
+    }
+}
+
+/// Slices `out.len()` pixels: `ids` and `w` are (pixels, r) with `r = w.len() / out.len()`.
+pub fn gather(isa: Isa, vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &mut [Value]) {
+    assert!(!out.is_empty() && ids.len() == w.len() && w.len() % out.len() == 0);
+    assert!(max_id(ids) < vals.len());
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: CPU features as produced by `Isa::detect`; ids checked above.
+        Isa::Avx2Fma => unsafe { x86::gather_avx2(vals, ids, w, alpha, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Sse41 => unsafe { x86::gather_sse41(vals, ids, w, alpha, out) },
+        _ => gather_scalar(vals, ids, w, alpha, out),
+    }
+}
+
+/// Scalar reference of [`gather`]: pydensecrf's `out += (b * alpha) * V` in r order.
+pub fn gather_scalar(vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &mut [Value]) {
+    let r = w.len() / out.len();
+    for (k, o) in out.iter_mut().enumerate() {
+        let mut acc = [0f32; 4];
+        for j in k * r..(k + 1) * r {
+            let wa = w[j] * alpha;
+            let v = &vals[ids[j] as usize];
+            for c in 0..4 {
+                acc[c] += wa * v[c];
+            }
+        }
+        *o = acc;
+    }
+}
+
+/// Splats `q.len()` pixels into `vals`: `ids`, `w` as in [`gather`].
+pub fn scatter(isa: Isa, vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
+    assert!(!q.is_empty() && ids.len() == w.len() && w.len() % q.len() == 0);
+    assert!(max_id(ids) < vals.len());
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: CPU features as produced by `Isa::detect`; ids checked above.
+        Isa::Avx2Fma | Isa::Sse41 => unsafe { x86::scatter_sse41(vals, ids, w, q) },
+        _ => scatter_scalar(vals, ids, w, q),
+    }
+}
+
+/// Scalar reference of [`scatter`]: `V += b * q`, pixels ascending, r ascending.
+pub fn scatter_scalar(vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
+    let r = w.len() / q.len();
+    for (k, qk) in q.iter().enumerate() {
+        for j in k * r..(k + 1) * r {
+            let v = &mut vals[ids[j] as usize];
+            for c in 0..4 {
+                v[c] += w[j] * qk[c];
+            }
+        }
+    }
+}
+
+/// In-place softmax over the 3 label planes `t[0][k], t[1][k], t[2][k]` for `k < len`.
+pub fn softmax3(isa: Isa, t: &mut [Vec<f32>; 3], len: usize) {
+    assert!(t.iter().all(|p| p.len() >= len));
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: CPU features as produced by `Isa::detect`; lengths checked above.
+        Isa::Avx2Fma => unsafe { x86::softmax3_avx2(t, len) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Sse41 => unsafe { x86::softmax3_sse41(t, len) },
+        _ => softmax3_scalar(t, len),
+    }
+}
+
+/// Scalar reference of [`softmax3`]: Eigen's `expAndNormalize` for one column.
+pub fn softmax3_scalar(t: &mut [Vec<f32>; 3], len: usize) {
+    let [a, b, c] = t;
+    for k in 0..len {
+        let m = a[k].max(b[k]).max(c[k]);
+        let (e0, e1, e2) = ((a[k] - m).exp(), (b[k] - m).exp(), (c[k] - m).exp());
+        let s = e0 + e1 + e2;
+        a[k] = e0 / s;
+        b[k] = e1 / s;
+        c[k] = e2 / s;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Value;
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn blur_avx2(
+        src: &[Value],
+        nb: &[[u32; 2]],
+        stride: usize,
+        axis: usize,
+        v0: usize,
+        dst: &mut [Value],
+    ) {
+        let half = _mm256_set1_ps(0.5);
+        let s = src.as_ptr() as *const f32;
+        let n = dst.len();
+        let d = dst.as_mut_ptr() as *mut f32;
+        let mut k = 0;
+        // SAFETY (whole body): indices checked by the caller; Value is 4 packed f32.
+        unsafe {
+            while k + 2 <= n {
+                let v = v0 + k;
+                let [a0, b0] = *nb.get_unchecked(v * stride + axis);
+                let [a1, b1] = *nb.get_unchecked((v + 1) * stride + axis);
+                let own = _mm256_loadu_ps(s.add(v * 4));
+                let a = _mm256_loadu2_m128(s.add(a1 as usize * 4), s.add(a0 as usize * 4));
+                let b = _mm256_loadu2_m128(s.add(b1 as usize * 4), s.add(b0 as usize * 4));
+                _mm256_storeu_ps(d.add(k * 4), _mm256_fmadd_ps(half, _mm256_add_ps(a, b), own));
+                k += 2;
+            }
+            if k < n {
+                let v = v0 + k;
+                let [a0, b0] = *nb.get_unchecked(v * stride + axis);
+                let h = _mm_set1_ps(0.5);
+                let own = _mm_loadu_ps(s.add(v * 4));
+                let ab = _mm_add_ps(
+                    _mm_loadu_ps(s.add(a0 as usize * 4)),
+                    _mm_loadu_ps(s.add(b0 as usize * 4)),
+                );
+                _mm_storeu_ps(d.add(k * 4), _mm_fmadd_ps(h, ab, own));
+            }
+        }
+    }
+
+    #[target_feature(enable = "sse4.1")]
+    pub unsafe fn blur_sse41(
+        src: &[Value],
+        nb: &[[u32; 2]],
+        stride: usize,
+        axis: usize,
+        v0: usize,
+        dst: &mut [Value],
+    ) {
+        let half = _mm_set1_ps(0.5);
+        let s = src.as_ptr() as *const f32;
+        let d = dst.as_mut_ptr() as *mut f32;
+        // SAFETY: indices checked by the caller.
+        unsafe {
+            for k in 0..dst.len() {
+                let v = v0 + k;
+                let [a, b] = *nb.get_unchecked(v * stride + axis);
+                let ab = _mm_add_ps(
+                    _mm_loadu_ps(s.add(a as usize * 4)),
+                    _mm_loadu_ps(s.add(b as usize * 4)),
+                );
+                let r = _mm_add_ps(_mm_loadu_ps(s.add(v * 4)), _mm_mul_ps(half, ab));
+                _mm_storeu_ps(d.add(k * 4), r);
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn gather_avx2(vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &mut [Value]) {
+        let r = w.len() / out.len();
+        let p = vals.as_ptr() as *const f32;
+        let al = _mm256_set1_ps(alpha);
+        let n = out.len();
+        let o = out.as_mut_ptr() as *mut f32;
+        let mut k = 0;
+        // SAFETY: ids checked by the caller.
+        unsafe {
+            // Two pixels per 256-bit register: low half pixel k, high half pixel k+1.
+            while k + 2 <= n {
+                let mut acc = _mm256_setzero_ps();
+                for j in 0..r {
+                    let (i0, i1) = (k * r + j, (k + 1) * r + j);
+                    let wv = _mm256_mul_ps(
+                        _mm256_set_m128(
+                            _mm_set1_ps(*w.get_unchecked(i1)),
+                            _mm_set1_ps(*w.get_unchecked(i0)),
+                        ),
+                        al,
+                    );
+                    let v = _mm256_loadu2_m128(
+                        p.add(*ids.get_unchecked(i1) as usize * 4),
+                        p.add(*ids.get_unchecked(i0) as usize * 4),
+                    );
+                    acc = _mm256_fmadd_ps(wv, v, acc);
+                }
+                _mm256_storeu_ps(o.add(k * 4), acc);
+                k += 2;
+            }
+            if k < n {
+                let mut acc = _mm_setzero_ps();
+                for j in k * r..(k + 1) * r {
+                    let wv = _mm_set1_ps(*w.get_unchecked(j) * alpha);
+                    acc = _mm_fmadd_ps(wv, _mm_loadu_ps(p.add(*ids.get_unchecked(j) as usize * 4)), acc);
+                }
+                _mm_storeu_ps(o.add(k * 4), acc);
+            }
+        }
+    }
+
+    #[target_feature(enable = "sse4.1")]
+    pub unsafe fn gather_sse41(vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &mut [Value]) {
+        let r = w.len() / out.len();
+        let p = vals.as_ptr() as *const f32;
+        let o = out.as_mut_ptr() as *mut f32;
+        // SAFETY: ids checked by the caller.
+        unsafe {
+            for k in 0..out.len() {
+                let mut acc = _mm_setzero_ps();
+                for j in k * r..(k + 1) * r {
+                    let wv = _mm_set1_ps(*w.get_unchecked(j) * alpha);
+                    let v = _mm_loadu_ps(p.add(*ids.get_unchecked(j) as usize * 4));
+                    acc = _mm_add_ps(acc, _mm_mul_ps(wv, v));
+                }
+                _mm_storeu_ps(o.add(k * 4), acc);
+            }
+        }
+    }
+
+    /// Splat stays 4-wide (one vertex per register) also on AVX2: the scattered adds are
+    /// dependent through memory when two simplex vertices coincide between pixels, and no
+    /// FMA is used so that the splat is bit-identical to the scalar reference.
+    #[target_feature(enable = "sse4.1")]
+    pub unsafe fn scatter_sse41(vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
+        let r = w.len() / q.len();
+        let p = vals.as_mut_ptr() as *mut f32;
+        let qp = q.as_ptr() as *const f32;
+        // SAFETY: ids checked by the caller.
+        unsafe {
+            for k in 0..q.len() {
+                let qv = _mm_loadu_ps(qp.add(k * 4));
+                for j in k * r..(k + 1) * r {
+                    let dst = p.add(*ids.get_unchecked(j) as usize * 4);
+                    let wv = _mm_set1_ps(*w.get_unchecked(j));
+                    _mm_storeu_ps(dst, _mm_add_ps(_mm_loadu_ps(dst), _mm_mul_ps(wv, qv)));
+                }
+            }
+        }
+    }
+
+    /// exp for x <= 0 (softmax inputs after subtracting the max); Cephes-style range
+    /// reduction and degree-6 polynomial, relative error below 2e-7.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn exp_avx2(x: __m256) -> __m256 {
+        let x = _mm256_max_ps(x, _mm256_set1_ps(-87.0));
+        let fx = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+            x,
+            _mm256_set1_ps(std::f32::consts::LOG2_E),
+        ));
+        let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693_359_4), x);
+        let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.121_944_4e-4), r);
+        let mut y = _mm256_set1_ps(1.987_569_1e-4);
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.398_199_9e-3));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.333_452e-3));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.166_579_6e-2));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.666_666_5e-1));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(0.5));
+        let r2 = _mm256_mul_ps(r, r);
+        y = _mm256_fmadd_ps(y, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0)));
+        let e = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)));
+        _mm256_mul_ps(y, _mm256_castsi256_ps(e))
+    }
+
+    #[target_feature(enable = "sse4.1")]
+    unsafe fn exp_sse41(x: __m128) -> __m128 {
+        let x = _mm_max_ps(x, _mm_set1_ps(-87.0));
+        let fx = _mm_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm_mul_ps(
+            x,
+            _mm_set1_ps(std::f32::consts::LOG2_E),
+        ));
+        let r = _mm_sub_ps(x, _mm_mul_ps(fx, _mm_set1_ps(0.693_359_4)));
+        let r = _mm_sub_ps(r, _mm_mul_ps(fx, _mm_set1_ps(-2.121_944_4e-4)));
+        let mut y = _mm_set1_ps(1.987_569_1e-4);
+        for c in [
+            1.398_199_9e-3f32,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            1.666_666_5e-1,
+            0.5,
+        ] {
+            y = _mm_add_ps(_mm_mul_ps(y, r), _mm_set1_ps(c));
+        }
+        let r2 = _mm_mul_ps(r, r);
+        y = _mm_add_ps(_mm_mul_ps(y, r2), _mm_add_ps(r, _mm_set1_ps(1.0)));
+        let e = _mm_slli_epi32::<23>(_mm_add_epi32(_mm_cvtps_epi32(fx), _mm_set1_epi32(127)));
+        _mm_mul_ps(y, _mm_castsi128_ps(e))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn softmax3_avx2(t: &mut [Vec<f32>; 3], len: usize) {
+        let [a, b, c] = t;
+        let (pa, pb, pc) = (a.as_mut_ptr(), b.as_mut_ptr(), c.as_mut_ptr());
+        let mut k = 0;
+        // SAFETY: lengths checked by the caller.
+        unsafe {
+            while k + 8 <= len {
+                let (x0, x1, x2) = (
+                    _mm256_loadu_ps(pa.add(k)),
+                    _mm256_loadu_ps(pb.add(k)),
+                    _mm256_loadu_ps(pc.add(k)),
+                );
+                let m = _mm256_max_ps(_mm256_max_ps(x0, x1), x2);
+                let e0 = exp_avx2(_mm256_sub_ps(x0, m));
+                let e1 = exp_avx2(_mm256_sub_ps(x1, m));
+                let e2 = exp_avx2(_mm256_sub_ps(x2, m));
+                let s = _mm256_add_ps(_mm256_add_ps(e0, e1), e2);
+                _mm256_storeu_ps(pa.add(k), _mm256_div_ps(e0, s));
+                _mm256_storeu_ps(pb.add(k), _mm256_div_ps(e1, s));
+                _mm256_storeu_ps(pc.add(k), _mm256_div_ps(e2, s));
+                k += 8;
+            }
+        }
+        if k < len {
+            super::softmax3_tail(t, k, len);
+        }
+    }
+
+    #[target_feature(enable = "sse4.1")]
+    pub unsafe fn softmax3_sse41(t: &mut [Vec<f32>; 3], len: usize) {
+        let [a, b, c] = t;
+        let (pa, pb, pc) = (a.as_mut_ptr(), b.as_mut_ptr(), c.as_mut_ptr());
+        let mut k = 0;
+        // SAFETY: lengths checked by the caller.
+        unsafe {
+            while k + 4 <= len {
+                let (x0, x1, x2) = (
+                    _mm_loadu_ps(pa.add(k)),
+                    _mm_loadu_ps(pb.add(k)),
+                    _mm_loadu_ps(pc.add(k)),
+                );
+                let m = _mm_max_ps(_mm_max_ps(x0, x1), x2);
+                let e0 = exp_sse41(_mm_sub_ps(x0, m));
+                let e1 = exp_sse41(_mm_sub_ps(x1, m));
+                let e2 = exp_sse41(_mm_sub_ps(x2, m));
+                let s = _mm_add_ps(_mm_add_ps(e0, e1), e2);
+                _mm_storeu_ps(pa.add(k), _mm_div_ps(e0, s));
+                _mm_storeu_ps(pb.add(k), _mm_div_ps(e1, s));
+                _mm_storeu_ps(pc.add(k), _mm_div_ps(e2, s));
+                k += 4;
+            }
+        }
+        if k < len {
+            super::softmax3_tail(t, k, len);
+        }
+    }
+}
+
+/// Largest id (0 for none); a vectorisable bounds check for the SIMD kernels.
+fn max_id(ids: &[u32]) -> usize {
+    ids.iter().fold(0u32, |m, &i| m.max(i)) as usize
+}
+
+/// Scalar softmax of entries `k0..len` (the SIMD versions' remainder).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn softmax3_tail(t: &mut [Vec<f32>; 3], k0: usize, len: usize) {
+    let [a, b, c] = t;
+    for k in k0..len {
+        let m = a[k].max(b[k]).max(c[k]);
+        let (e0, e1, e2) = ((a[k] - m).exp(), (b[k] - m).exp(), (c[k] - m).exp());
+        let s = e0 + e1 + e2;
+        a[k] = e0 / s;
+        b[k] = e1 / s;
+        c[k] = e2 / s;
+    }
+}
