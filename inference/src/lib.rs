@@ -5,6 +5,10 @@
 //! batched through the ONNX Runtime session -> overlapping tile probabilities are blended
 //! -> an optional dense CRF refines them -> [`raster`] writes the class map (temporary file,
 //! renamed into place).
+//! [`crf`] is the dense CRF (pydensecrf-exact permutohedral mean-field, tiled for large
+//! rasters); [`npy`] reads and writes the `.npy` arrays of the Python reference harness.
 
 pub mod classes;
+pub mod crf;
+pub mod npy;
 pub mod raster;
