@@ -4,11 +4,12 @@
 //! Data flow: [`raster`] reads windows of the input with GDAL -> tiles are normalised and
 //! batched through the ONNX Runtime session -> overlapping tile probabilities are blended
 //! -> an optional dense CRF refines them -> [`raster`] writes the class map (temporary file,
-//! renamed into place).
+//! renamed into place). [`metrics`] compares class maps with label rasters.
 //! [`crf`] is the dense CRF (pydensecrf-exact permutohedral mean-field, tiled for large
 //! rasters); [`npy`] reads and writes the `.npy` arrays of the Python reference harness.
 
 pub mod classes;
 pub mod crf;
+pub mod metrics;
 pub mod npy;
 pub mod raster;
