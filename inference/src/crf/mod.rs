@@ -220,8 +220,26 @@ pub fn dense_crf_in_place(
     if n > (i32::MAX as usize) / 6 {
         return Err(CrfError::TooLarge { width, height });
     }
+    let t0 = std::time::Instant::now();
     let crf = DenseCrf::new(rgb, width, height, params);
+    let t1 = std::time::Instant::now();
     crf.infer_in_place(buf, params.iterations);
+    tracing::debug!(
+        build_s = (t1 - t0).as_secs_f64(),
+        inference_s = t1.elapsed().as_secs_f64(),
+        gaussian_vertices = crf.gauss.lattice.vertices,
+        bilateral_vertices = crf.bilat.lattice.vertices,
+        "dense CRF on {width}x{height}"
+    );
+    if std::env::var_os("RISK_CRF_TIMING").is_some() {
+        eprintln!(
+            "risk-crf timing: {width}x{height} build {:.3} s, inference {:.3} s, vertices gaussian {} bilateral {}",
+            (t1 - t0).as_secs_f64(),
+            t1.elapsed().as_secs_f64(),
+            crf.gauss.lattice.vertices,
+            crf.bilat.lattice.vertices
+        );
+    }
     Ok(())
 }
 
@@ -310,8 +328,15 @@ struct Kernel<const D: usize> {
 impl<const D: usize> Kernel<D> {
     fn new(n: usize, compat: f32, features: impl Fn(usize, &mut [f32; D]) + Sync) -> Self {
         let lattice = Lattice::<D>::build(n, features);
+        let t = std::time::Instant::now();
         let ones = vec![1f32; n];
         let k1 = lattice.filter_scalar(&ones);
+        if std::env::var_os("RISK_CRF_TIMING").is_some() {
+            eprintln!(
+                "risk-crf lattice d={D}: normaliser {:.3} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
         let norm = k1
             .into_par_iter()
             .map(|k| (1.0 / (k as f64 + 1e-20).sqrt()) as f32)
@@ -336,8 +361,6 @@ const BLOCK: usize = 64;
 
 /// Per-thread scratch of the fused pass.
 struct Scratch {
-    ids_g: Vec<u32>,
-    ids_b: Vec<u32>,
     out_g: Vec<Value>,
     out_b: Vec<Value>,
     t: [Vec<f32>; 3],
@@ -347,8 +370,6 @@ struct Scratch {
 impl Scratch {
     fn new() -> Self {
         Scratch {
-            ids_g: vec![0; BLOCK * 3],
-            ids_b: vec![0; BLOCK * 6],
             out_g: vec![[0.0; 4]; BLOCK],
             out_b: vec![[0.0; 4]; BLOCK],
             t: [vec![0.0; BLOCK], vec![0.0; BLOCK], vec![0.0; BLOCK]],
@@ -442,12 +463,8 @@ impl DenseCrf {
         for k0 in (0..len).step_by(BLOCK) {
             let bl = BLOCK.min(len - k0);
             let i0 = start + k0;
-            for k in 0..bl {
-                let ig = g.lattice.simplex_ids(i0 + k);
-                s.ids_g[k * 3..k * 3 + 3].copy_from_slice(&ig[..3]);
-                let ib = b.lattice.simplex_ids(i0 + k);
-                s.ids_b[k * 6..k * 6 + 6].copy_from_slice(&ib[..6]);
-            }
+            let ids_g = &g.lattice.ids[i0 * 3..(i0 + bl) * 3];
+            let ids_b = &b.lattice.ids[i0 * 6..(i0 + bl) * 6];
             let wgt_g = &g.lattice.bary[i0 * 3..(i0 + bl) * 3];
             let wgt_b = &b.lattice.bary[i0 * 6..(i0 + bl) * 6];
             if first {
@@ -457,8 +474,8 @@ impl DenseCrf {
                     s.t[2][k] = -u2[k0 + k];
                 }
             } else {
-                simd::gather(self.isa, cur.0, &s.ids_g[..bl * 3], wgt_g, ag, &mut s.out_g[..bl]);
-                simd::gather(self.isa, cur.1, &s.ids_b[..bl * 6], wgt_b, ab, &mut s.out_b[..bl]);
+                simd::gather(self.isa, cur.0, ids_g, wgt_g, ag, &mut s.out_g[..bl]);
+                simd::gather(self.isa, cur.1, ids_b, wgt_b, ab, &mut s.out_b[..bl]);
                 for k in 0..bl {
                     let (ng, nb) = (g.norm[i0 + k], b.norm[i0 + k]);
                     let (og, ob) = (s.out_g[k], s.out_b[k]);
@@ -480,12 +497,12 @@ impl DenseCrf {
                 let ng = g.norm[i0 + k];
                 s.q[k] = [s.t[0][k] * ng, s.t[1][k] * ng, s.t[2][k] * ng, 0.0];
             }
-            simd::scatter(self.isa, next.0, &s.ids_g[..bl * 3], wgt_g, &s.q[..bl]);
+            simd::scatter(self.isa, next.0, ids_g, wgt_g, &s.q[..bl]);
             for k in 0..bl {
                 let nb = b.norm[i0 + k];
                 s.q[k] = [s.t[0][k] * nb, s.t[1][k] * nb, s.t[2][k] * nb, 0.0];
             }
-            simd::scatter(self.isa, next.1, &s.ids_b[..bl * 6], wgt_b, &s.q[..bl]);
+            simd::scatter(self.isa, next.1, ids_b, wgt_b, &s.q[..bl]);
         }
     }
 }
