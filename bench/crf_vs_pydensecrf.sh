@@ -20,8 +20,11 @@ ref="$bench/crf_reference.py"
 mkdir -p "$out"
 bash "$bench/setup.sh" "$venv" >/dev/null
 [ -f "$root/.deps/env.sh" ] && source "$root/.deps/env.sh"
-(cd "$root" && cargo build --release -p risk-inference --bin risk-crf >/dev/null)
-crf="${CARGO_TARGET_DIR:-$root/target}/release/risk-crf"
+crf="${RISK_CRF:-}"   # RISK_CRF=path/to/risk-crf skips the build
+if [ -z "$crf" ]; then
+    (cd "$root" && cargo build --release -p risk-inference --bin risk-crf >/dev/null)
+    crf="${CARGO_TARGET_DIR:-$root/target}/release/risk-crf"
+fi
 
 # field NAME FILE: value of a /usr/bin/time -v field
 field() { grep -F "$1" "$2" | awk -F': ' '{print $2}'; }
@@ -53,7 +56,7 @@ echo "pydensecrf split: $(grep -o '"seconds": {[^}]*}' "$out/py$size.json")"
 if [ "$big" -gt 0 ]; then
     scene="$out/sc$big"
     [ -f "$scene/prob.npy" ] || "$py" "$ref" make-scene --size "$big" --seed 1 --out "$scene" >/dev/null
-    for tile in 8192 4096; do
+    for tile in ${TILES:-8192 4096}; do
         /usr/bin/time -v "$crf" --img "$scene/img.npy" --prob "$scene/prob.npy" --preset enhanced \
             --tile "$tile" --out "$out/rs$big-t$tile" >"$out/rs$big-t$tile.json" 2>"$out/rs$big-t$tile.time"
         w=$(secs "$(field 'Elapsed (wall clock)' "$out/rs$big-t$tile.time")")

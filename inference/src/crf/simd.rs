@@ -111,7 +111,7 @@ pub fn blur_scalar(
 
 /// Slices `out.len()` pixels: `ids` and `w` are (pixels, r) with `r = w.len() / out.len()`.
 pub fn gather(isa: Isa, vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &mut [Value]) {
-    assert!(!out.is_empty() && ids.len() == w.len() && w.len() % out.len() == 0);
+    assert!(!out.is_empty() && ids.len() == w.len() && w.len().is_multiple_of(out.len()));
     assert!(max_id(ids) < vals.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
@@ -142,7 +142,7 @@ pub fn gather_scalar(vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &m
 
 /// Splats `q.len()` pixels into `vals`: `ids`, `w` as in [`gather`].
 pub fn scatter(isa: Isa, vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
-    assert!(!q.is_empty() && ids.len() == w.len() && w.len() % q.len() == 0);
+    assert!(!q.is_empty() && ids.len() == w.len() && w.len().is_multiple_of(q.len()));
     assert!(max_id(ids) < vals.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
