@@ -7,6 +7,8 @@
 #   - .deps/venv: a Python venv with the lean CPU libtorch (torch 2.11.0 --no-deps plus the
 #     two CUDA runtime wheels it links against) and `just` (rust-just wheel)
 #   - .deps/onnxruntime/libonnxruntime.so.1.32.0, taken from the PyPI onnxruntime wheel
+#   - .deps/smp-venv: torch + segmentation-models-pytorch, the reference of the training
+#     crate's parity tests and of bench/train_step.sh
 #   - .deps/env.sh: the one file to source (LIBTORCH, LD_LIBRARY_PATH, ORT_DYLIB_PATH, PATH)
 set -euo pipefail
 
@@ -62,6 +64,24 @@ if [ ! -f "$ort_lib" ]; then
     mv "$tmp/onnxruntime/capi/libonnxruntime.so.$ort_version" "$ort_lib.part"
     mv "$ort_lib.part" "$ort_lib"
     rm -rf "$tmp"
+fi
+
+# --- smp reference venv (training parity tests, bench/train_step.sh) --------------------------
+# segmentation-models-pytorch next to the lean torch wheel; the CUDA libraries torch links
+# against are replaced by empty stand-ins (`smp_reference.py stub-cuda`). About 35 s, 1.7 GB.
+smp_venv="$deps/smp-venv"
+smp_ref="$root/training/tests/reference/smp_reference.py"
+if ! "$smp_venv/bin/python" -c "import segmentation_models_pytorch, safetensors, torch" 2>/dev/null; then
+    log "creating $smp_venv (torch $torch_version + segmentation-models-pytorch 0.6.0)"
+    [ -x "$smp_venv/bin/python" ] || python3 -m venv "$smp_venv"
+    "$smp_venv/bin/pip" install -q --no-deps "torch==$torch_version" \
+        nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
+    "$smp_venv/bin/pip" install -q --no-deps typing_extensions filelock sympy mpmath networkx \
+        jinja2 MarkupSafe fsspec
+    "$smp_venv/bin/python" "$smp_ref" stub-cuda
+    "$smp_venv/bin/pip" install -q --no-deps torchvision==0.26.0 segmentation-models-pytorch==0.6.0 \
+        efficientnet-pytorch==0.7.1 timm==1.0.31
+    "$smp_venv/bin/pip" install -q numpy pillow pyyaml requests tqdm huggingface_hub safetensors
 fi
 
 # --- environment file ---------------------------------------------------------------------------
