@@ -380,15 +380,31 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// `n` in at most 6 characters: `987`, `12.3k`, `4.56M`, `7.89G`.
+/// `n` in at most 5 characters (fits a matrix cell at scale 3): `9999`, then three
+/// significant digits with a suffix: `12.3k`, `415k`, `4.56M`, `164M`, `7.89G`.
 fn compact(n: u64) -> String {
-    let f = n as f64;
-    match n {
-        0..=9_999 => n.to_string(),
-        10_000..=999_999 => format!("{:.1}k", f / 1e3),
-        1_000_000..=999_999_999 => format!("{:.2}M", f / 1e6),
-        _ => format!("{:.2}G", f / 1e9),
+    if n < 10_000 {
+        return n.to_string();
     }
+    let (mut value, mut suffix) = (n as f64, "");
+    for s in ["k", "M", "G", "T", "P", "E"] {
+        if value < 999.5 {
+            break;
+        }
+        value /= 1000.0;
+        suffix = s;
+    }
+    match value {
+        v if v >= 99.95 => format!("{v:.0}{suffix}"),
+        v if v >= 9.995 => format!("{v:.1}{suffix}"),
+        v => format!("{v:.2}{suffix}"),
+    }
+}
+
+/// The x at which text `width` wide is centred in `room` pixels from `left`; may lie left
+/// of `left` when the text is wider (drawing clips).
+fn centred(left: u32, room: u32, width: u32) -> i64 {
+    left as i64 + (room as i64 - width as i64) / 2
 }
 
 fn percent(x: f64) -> String {
@@ -449,15 +465,15 @@ pub fn render_confusion(matrix: &ConfusionMatrix, title: &str, subtitle: &str) -
 
     // Axis titles: "Prediction" over the columns, "Truth" down the left side.
     let pred_title = "Prediction";
-    let cx = grid_x + (grid_w - text_width(pred_title, 2)) / 2;
-    draw_text(&mut img, cx as i64, (grid_y - 56) as i64, pred_title, 2, INK);
+    let cx = centred(grid_x, grid_w, text_width(pred_title, 2));
+    draw_text(&mut img, cx, (grid_y - 56) as i64, pred_title, 2, INK);
     let truth_title = "Truth";
-    let ty = grid_y + (grid_w - truth_title.len() as u32 * 18) / 2;
+    let ty = centred(grid_y, grid_w, truth_title.len() as u32 * 18);
     for (i, ch) in truth_title.chars().enumerate() {
         draw_text(
             &mut img,
             MARGIN as i64,
-            (ty + i as u32 * 18) as i64,
+            ty + i as i64 * 18,
             &ch.to_string(),
             2,
             INK,
@@ -470,8 +486,8 @@ pub fn render_confusion(matrix: &ConfusionMatrix, title: &str, subtitle: &str) -
     for (k, name) in names.iter().enumerate() {
         // Column header, centred, with a class swatch; row label likewise.
         let col_x = grid_x + k as u32 * cell;
-        let hx = col_x + (cell - text_width(name, 2)) / 2;
-        draw_text(&mut img, hx as i64, (grid_y - 26) as i64, name, 2, INK);
+        let hx = centred(col_x, cell, text_width(name, 2));
+        draw_text(&mut img, hx, (grid_y - 26) as i64, name, 2, INK);
         fill_rect(
             &mut img,
             col_x as i64 + 4,
@@ -513,7 +529,7 @@ pub fn render_confusion(matrix: &ConfusionMatrix, title: &str, subtitle: &str) -
             let ink = if share > 0.5 { BACKGROUND } else { INK };
             let count_text = compact(count);
             let share_text = if row == 0 { "-".to_string() } else { percent(share) };
-            let cx = |s: &str| (x + (cell - text_width(s, 3)) / 2) as i64;
+            let cx = |s: &str| centred(x, cell, text_width(s, 3));
             draw_text(
                 &mut img,
                 cx(&count_text),
@@ -522,7 +538,7 @@ pub fn render_confusion(matrix: &ConfusionMatrix, title: &str, subtitle: &str) -
                 3,
                 ink,
             );
-            let sx = (x + (cell - text_width(&share_text, 2)) / 2) as i64;
+            let sx = centred(x, cell, text_width(&share_text, 2));
             draw_text(&mut img, sx, (y + cell / 2 + 8) as i64, &share_text, 2, ink);
         }
     }
@@ -560,8 +576,8 @@ pub fn render_confusion(matrix: &ConfusionMatrix, title: &str, subtitle: &str) -
         let row_y = grid_y + k as u32 * cell + cell / 2 - 8;
         draw_text(&mut img, side_x, row_y as i64, &percent(c.recall), 2, INK);
         let text = percent(c.precision);
-        let px = grid_x + k as u32 * cell + (cell - text_width(&text, 2)) / 2;
-        draw_text(&mut img, px as i64, below_y as i64, &text, 2, INK);
+        let px = centred(grid_x + k as u32 * cell, cell, text_width(&text, 2));
+        draw_text(&mut img, px, below_y as i64, &text, 2, INK);
     }
     let note = "Cells: pixels, and % of the truth row. Nodata in either map is left out.";
     draw_text(
@@ -641,8 +657,15 @@ mod tests {
     fn compact_counts_fit_a_cell() {
         assert_eq!(compact(9_999), "9999");
         assert_eq!(compact(12_345), "12.3k");
-        assert_eq!(compact(268_435_456), "268.44M");
-        assert_eq!(compact(10_000_000_000), "10.00G");
+        assert_eq!(compact(415_300), "415k");
+        assert_eq!(compact(999_999), "1.00M");
+        assert_eq!(compact(8_610_000), "8.61M");
+        assert_eq!(compact(164_123_456), "164M");
+        assert_eq!(compact(10_000_000_000), "10.0G");
+        assert_eq!(compact(u64::MAX), "18.4E");
+        for n in [10_000, 99_949, 99_950, 999_499, 999_500, 12_345_678_901, u64::MAX] {
+            assert!(compact(n).len() <= 5, "{n}: {}", compact(n));
+        }
         assert_eq!(thousands(268_435_456), "268,435,456");
         assert_eq!(thousands(999), "999");
     }
