@@ -273,3 +273,21 @@ fn default_output_folder_is_beside_the_prediction() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(f.root.join("risk_eval/report.md").is_file());
 }
+
+#[test]
+fn a_prediction_without_any_class_fails_instead_of_writing_undefined_metrics() {
+    let f = fixture();
+    let path = f.root.join("empty.tif");
+    write(&path, W, H, &vec![255u8; W * H], &georef(10.0, WGS84), 255.0);
+    let out = f.root.join("empty_eval");
+    let o = risk_eval(&[
+        "--pred".as_ref(),
+        path.as_os_str(),
+        "--truth".as_ref(),
+        f.truth.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_fails_with(&o, 1, &["empty.tif", "labels.tif", "nothing to evaluate"]);
+    assert!(!out.join("metrics.json").exists());
+}
