@@ -27,10 +27,16 @@ synth seed="1" size="1024":
     mkdir -p out
     cargo run --release -p risk-training --bin risk-train -- synth --width {{size}} --height {{size}} --seed {{seed}} --image out/scene{{size}}_s{{seed}}.tif --labels out/scene{{size}}_s{{seed}}_labels.tif
 
-# The main job on a shipped fixture.
+# The main job: risk-infer on a shipped fixture with the shipped default model.
 demo:
-    just synth 1 1024
-    gdalinfo out/scene1024_s1.tif | grep -E "Size is|EPSG|Origin|Pixel Size|NoData" | sort -u
+    cargo build --release -p risk-inference --bin risk-infer
+    mkdir -p out
+    ./target/release/risk-infer fixtures/scene512.tif -o out/risk.tif
+    gdalinfo out/risk.tif | grep -E "Size is|EPSG\",|Origin|Pixel Size|NoData" | sort -u
+
+# Print a model's metadata (default: the shipped model).
+info model="models/default.onnx":
+    cargo run --release -q -p risk-inference --bin risk-infer -- --info {{model}}
 
 # Benchmarks (release build).
 bench:

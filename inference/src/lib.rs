@@ -10,6 +10,9 @@
 
 pub mod classes;
 pub mod crf;
+pub mod engine;
 pub mod metrics;
 pub mod npy;
 pub mod raster;
+pub mod session;
+pub mod tiling;

@@ -450,10 +450,10 @@ impl GeoTiffWriter {
             path: final_path.clone(),
             msg,
         };
-        if let Some(parent) = final_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.is_dir() {
-                return Err(create_err(format!("folder {} does not exist", parent.display())));
-            }
+        if let Some(parent) = final_path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(create_err(format!("folder {} does not exist", parent.display())));
         }
         if final_path.is_dir() {
             return Err(create_err("is a folder".into()));

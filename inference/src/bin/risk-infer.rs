@@ -1,0 +1,396 @@
+//! `risk-infer`: score rasters into risk class maps. Argument parsing, output naming,
+//! logging and exit codes only; the work is in `risk_inference::engine`.
+//!
+//! Exit codes: 0 all inputs scored (or skipped), 1 a runtime failure (any input failed;
+//! the others still run), 2 a usage error.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
+use risk_inference::session::{Device, Model, SessionOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "risk-infer",
+    version,
+    about = "Segment rasters into risk classes (0 Low, 1 Medium, 2 High, 255 nodata)",
+    after_help = "Examples:\n  risk-infer scene.tif -o risk.tif\n  risk-infer a.tif b.tif --out-dir risk/ --skip-existing\n  risk-infer --list rasters.txt --out-dir risk/ --device cuda\n  risk-infer --info models/default.onnx"
+)]
+struct Cli {
+    /// Input rasters (anything GDAL reads).
+    inputs: Vec<PathBuf>,
+    /// Output class map (one input only).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Output folder for many inputs: <stem>_risk.tif per input.
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Text file with one input path per line (blank lines and # comments ignored).
+    #[arg(long)]
+    list: Option<PathBuf>,
+    /// Skip inputs whose output already exists.
+    #[arg(long)]
+    skip_existing: bool,
+    /// ONNX model (default: $RISK_MODEL, else the shipped models/default.onnx).
+    #[arg(short, long)]
+    model: Option<PathBuf>,
+    /// Print a model's metadata and exit.
+    #[arg(long, value_name = "MODEL")]
+    info: Option<PathBuf>,
+    /// Execution provider.
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    device: Device,
+    /// GPU index for CUDA / TensorRT.
+    #[arg(long, default_value_t = 0)]
+    device_id: i32,
+    /// TensorRT: allow FP16 kernels.
+    #[arg(long)]
+    trt_fp16: bool,
+    /// TensorRT: engine cache folder (reused across runs).
+    #[arg(long)]
+    trt_cache: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Tile side in pixels (default: the model's preference).
+    #[arg(long)]
+    tile: Option<usize>,
+    /// Tile overlap in pixels (default: the model's preference).
+    #[arg(long)]
+    overlap: Option<usize>,
+    /// Tiles per model run.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Memory budget for the pipeline's buffers, e.g. 512M, 2G.
+    #[arg(long, default_value = "2G", value_parser = parse_bytes)]
+    memory_budget: usize,
+    /// Input bands fed to the model, 1-based (default: the model's).
+    #[arg(long, value_delimiter = ',')]
+    bands: Option<Vec<usize>>,
+    /// Also write class probabilities (3 bands) to this file (one input only).
+    #[arg(long)]
+    probs: Option<PathBuf>,
+    /// Pixel type of --probs: u8 (x 255) or f32.
+    #[arg(long, value_enum, default_value_t = ProbsType::U8)]
+    probs_type: ProbsType,
+    /// Also write the normalised predictive entropy (float32, 0..1) to this file (one input only).
+    #[arg(long)]
+    uncertainty: Option<PathBuf>,
+    /// Build overviews (2, 4, 8, ... down to 256 px).
+    #[arg(long)]
+    overviews: bool,
+    /// Write Cloud Optimized GeoTIFFs (with overviews).
+    #[arg(long)]
+    cog: bool,
+    /// Only errors on stderr; no progress bar.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&s[..s.len() - 1], 1usize << 10),
+        Some('M') => (&s[..s.len() - 1], 1 << 20),
+        Some('G') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 512M or 2G"))?;
+    if v <= 0.0 {
+        return Err("the memory budget must be positive".into());
+    }
+    Ok((v * mult as f64) as usize)
+}
+
+/// Where the shipped default model is looked for, in order.
+fn default_model() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("RISK_MODEL") {
+        return Some(PathBuf::from(p));
+    }
+    let mut candidates = vec![PathBuf::from("models/default.onnx")];
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        candidates.push(dir.join("models/default.onnx")); // deployment bundle
+        candidates.push(dir.join("../../models/default.onnx")); // target/<profile>/
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default.onnx"));
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// A usage error: printed like clap's, exit code 2.
+struct Usage(String);
+
+fn output_for(input: &Path, dir: &Path) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!("{stem}_risk.tif"))
+}
+
+fn read_list(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("{}: cannot read list", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(PathBuf::from)
+        .collect())
+}
+
+fn print_info(path: &Path) -> anyhow::Result<()> {
+    let model = Model::load(
+        path,
+        &SessionOptions {
+            device: Device::Cpu,
+            ..SessionOptions::default()
+        },
+    )?;
+    let info = model.info();
+    println!("model        {}", path.display());
+    println!("version      {}", info.version.as_deref().unwrap_or("-"));
+    println!(
+        "input        image float{} (N, {}, H, W), H and W multiples of 32",
+        if info.fp16 { 16 } else { 32 },
+        info.channels
+    );
+    println!(
+        "outputs      probs (N, 3, H, W){}",
+        if info.has_ordinal {
+            ", ordinal (N, 2, H, W)"
+        } else {
+            ""
+        }
+    );
+    println!("bands        {:?}", info.bands);
+    match &info.scale {
+        Some(s) => println!("scale        {s:?}"),
+        None => println!("scale        1/255 for Byte rasters, else 1"),
+    }
+    println!("mean         {:?}", info.mean);
+    println!("std          {:?}", info.std);
+    println!("classes      {}", info.class_names.join(", "));
+    println!(
+        "tile         {} px, overlap {} px",
+        info.tile_size, info.tile_overlap
+    );
+    println!("crf          {}", info.crf.as_deref().unwrap_or("off"));
+    println!("properties:");
+    for (k, v) in &info.properties {
+        println!("  {k} = {v}");
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<bool, anyhow::Error> {
+    if let Some(path) = &cli.info {
+        print_info(path)?;
+        return Ok(true);
+    }
+    // Inputs and their outputs.
+    let mut inputs = cli.inputs.clone();
+    if let Some(list) = &cli.list {
+        inputs.extend(read_list(list)?);
+    }
+    let jobs: Vec<(PathBuf, PathBuf)> = match (&cli.output, &cli.out_dir) {
+        _ if inputs.is_empty() => return Err(Usage("no input raster given (see --help)".into()).into()),
+        (Some(_), Some(_)) => {
+            return Err(Usage("give either -o/--output or --out-dir, not both".into()).into());
+        }
+        (Some(out), None) if inputs.len() == 1 => vec![(inputs[0].clone(), out.clone())],
+        (Some(_), None) => {
+            return Err(Usage(format!("{} inputs: use --out-dir instead of -o", inputs.len())).into());
+        }
+        (None, Some(dir)) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+            inputs.iter().map(|i| (i.clone(), output_for(i, dir))).collect()
+        }
+        (None, None) => return Err(Usage("give an output: -o risk.tif, or --out-dir DIR".into()).into()),
+    };
+    if jobs.len() > 1 && (cli.probs.is_some() || cli.uncertainty.is_some()) {
+        return Err(Usage("--probs and --uncertainty take one input".into()).into());
+    }
+    let model_path = match cli.model.clone().or_else(default_model) {
+        Some(p) => p,
+        None => bail!("no model: pass --model FILE (the shipped models/default.onnx was not found)"),
+    };
+    let mut model = Model::load(
+        &model_path,
+        &SessionOptions {
+            device: cli.device,
+            threads: cli.threads,
+            device_id: cli.device_id,
+            trt_fp16: cli.trt_fp16,
+            trt_cache: cli.trt_cache.clone(),
+        },
+    )?;
+    tracing::info!(
+        "model {} ({}) on {}{}",
+        model_path.display(),
+        model.info().version.as_deref().unwrap_or("unversioned"),
+        model.provider(),
+        if cli.threads > 0 {
+            format!(", {} threads", cli.threads)
+        } else {
+            String::new()
+        }
+    );
+    let overviews: Vec<i32> = if cli.overviews || cli.cog {
+        vec![2, 4, 8, 16, 32, 64]
+    } else {
+        Vec::new()
+    };
+    let opts = EngineOptions {
+        tile: cli.tile,
+        overlap: cli.overlap,
+        batch: cli.batch,
+        memory_budget: cli.memory_budget,
+        bands: cli.bands.clone(),
+        overviews,
+        cog: cli.cog,
+        ..EngineOptions::default()
+    };
+    let show_bar = !cli.quiet && std::io::stderr().is_terminal();
+    let mut failed = Vec::new();
+    let (mut done, mut skipped) = (0, 0);
+    for (input, output) in &jobs {
+        if same_file(input, output) {
+            eprintln!(
+                "risk-infer: error: {}: the output would overwrite the input",
+                output.display()
+            );
+            failed.push(input.clone());
+            continue;
+        }
+        if cli.skip_existing && output.exists() {
+            tracing::info!("{}: exists, skipped", output.display());
+            skipped += 1;
+            continue;
+        }
+        let outputs = Outputs {
+            classes: output.clone(),
+            probs: cli.probs.clone().map(|p| (p, cli.probs_type)),
+            uncertainty: cli.uncertainty.clone(),
+        };
+        let bar = if show_bar {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tiles {elapsed} (eta {eta})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(
+                input
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+            Some(bar)
+        } else {
+            None
+        };
+        let mut progress = |d: usize, total: usize| {
+            if let Some(bar) = &bar {
+                bar.set_length(total as u64);
+                bar.set_position(d as u64);
+            }
+        };
+        match engine::run(&mut model, input, &outputs, &opts, &mut progress) {
+            Ok(report) => {
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                let labelled = report.class_counts[..3].iter().sum::<u64>().max(1) as f64;
+                let share = |c: usize| 100.0 * report.class_counts[c] as f64 / labelled;
+                tracing::info!(
+                    "{} -> {}: {}x{}, {} tiles in {:.2} s (model {:.2} s); Low {:.1}% Medium {:.1}% High {:.1}%",
+                    input.display(),
+                    output.display(),
+                    report.width,
+                    report.height,
+                    report.tiles,
+                    report.total_s,
+                    report.model_s,
+                    share(0),
+                    share(1),
+                    share(2)
+                );
+                tracing::debug!("timings {}", serde_json::to_string(&report).unwrap_or_default());
+                done += 1;
+            }
+            Err(e) => {
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                eprintln!("risk-infer: error: {e}");
+                failed.push(input.clone());
+            }
+        }
+    }
+    if jobs.len() > 1 {
+        tracing::info!("{done} scored, {skipped} skipped, {} failed", failed.len());
+        for f in &failed {
+            tracing::info!("failed: {}", f.display());
+        }
+    }
+    Ok(failed.is_empty())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.quiet { "error" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},ort=warn")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_level(false)
+        .init();
+    risk_inference::raster::quiet_gdal_errors();
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            if let Some(Usage(msg)) = e.downcast_ref::<Usage>() {
+                eprintln!("risk-infer: usage error: {msg}");
+                return ExitCode::from(2);
+            }
+            eprintln!("risk-infer: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+impl std::fmt::Debug for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}

@@ -1,0 +1,713 @@
+//! The tiled inference pipeline for one raster: read -> model -> blend -> write, with
+//! reading and writing on their own threads so that I/O hides behind the model.
+//!
+//! ```text
+//!  reader thread                 calling thread                    writer thread
+//!  GDAL windows -> normalise  ->  Model::run on batches  ->  blend  ->  class map, probs,
+//!  -> pad -> batch  (channel 2)   into a rolling accumulator  (ch. 2)   uncertainty GeoTIFFs
+//! ```
+//!
+//! Memory is bounded whatever the raster size (see [`crate::tiling`]): the accumulator
+//! holds `tile` rows of one column block (at most [`EngineOptions::max_block_width`]
+//! pixels wide, fewer if the memory budget asks for it), and the channels hold at most two
+//! batches and two finished row bands. Outputs are written through
+//! [`GeoTiffWriter`](crate::raster::GeoTiffWriter), so a failure leaves no file under the
+//! final names.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+use crate::classes::{NODATA, NUM_CLASSES, PALETTE};
+use crate::raster::{GeoTiffWriter, InputRaster, RasterError, Window, WriteOptions};
+use crate::session::{Model, ModelError};
+use crate::tiling::{Tile, TilePlan, blend_weights, reflect};
+
+/// Errors of one raster's run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Raster(#[from] RasterError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("{path}: {msg}")]
+    Input { path: PathBuf, msg: String },
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// Pixel type of the optional probability raster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbsType {
+    /// Probability x 255, rounded (nodata 255 is impossible for a valid pixel only when
+    /// p = 1; it is set only where the input is nodata).
+    U8,
+    /// Probabilities as float32, nodata -1.
+    F32,
+}
+
+/// How to run one raster.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Tile side in pixels (default: the model's `risk.tile_size`).
+    pub tile: Option<usize>,
+    /// Overlap in pixels (default: the model's `risk.tile_overlap`).
+    pub overlap: Option<usize>,
+    /// Tiles per model run.
+    pub batch: usize,
+    /// Memory budget in bytes for the pipeline's buffers.
+    pub memory_budget: usize,
+    /// Widest column block in pixels (bounds memory on very wide rasters).
+    pub max_block_width: usize,
+    /// Input bands (1-based) instead of the model's `risk.bands`.
+    pub bands: Option<Vec<usize>>,
+    /// Output layout: overviews, COG.
+    pub overviews: Vec<i32>,
+    pub cog: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            tile: None,
+            overlap: None,
+            batch: 4,
+            memory_budget: 2 << 30,
+            max_block_width: 8192,
+            bands: None,
+            overviews: Vec::new(),
+            cog: false,
+        }
+    }
+}
+
+/// Output files of one run.
+#[derive(Clone, Debug)]
+pub struct Outputs {
+    /// The class map: uint8 0/1/2, 255 nodata.
+    pub classes: PathBuf,
+    /// Optional 3-band class probabilities.
+    pub probs: Option<(PathBuf, ProbsType)>,
+    /// Optional normalised predictive entropy (float32 in [0, 1], nodata -1).
+    pub uncertainty: Option<PathBuf>,
+}
+
+/// What a run did and where its time went (seconds are summed per stage; reading and
+/// writing overlap the model, so they do not add up to the wall time).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RunReport {
+    pub width: usize,
+    pub height: usize,
+    pub tiles: usize,
+    pub tile: usize,
+    pub overlap: usize,
+    pub column_blocks: usize,
+    pub provider: String,
+    pub read_s: f64,
+    pub model_s: f64,
+    pub blend_s: f64,
+    pub write_s: f64,
+    pub total_s: f64,
+    /// Pixels per class value 0, 1, 2 and nodata.
+    pub class_counts: [u64; 4],
+}
+
+/// A batch of normalised, padded tiles from the reader.
+struct Batch {
+    tiles: Vec<Tile>,
+    /// `(n, C, input_height, input_width)`.
+    data: Vec<f32>,
+}
+
+enum ReadMsg {
+    Batch(Batch),
+    /// Tile row `k` of the current column block is complete; `valid` is the data mask of
+    /// the rows it finalises (`(end - start) x (x1 - x0)`).
+    RowDone {
+        valid: Vec<bool>,
+    },
+}
+
+/// A finished band of output rows.
+struct RowBand {
+    window: Window,
+    classes: Vec<u8>,
+    /// `(3, h, w)`, only when written.
+    probs: Vec<f32>,
+    valid: Vec<bool>,
+}
+
+/// Per-band normalisation: `(raw * scale - mean) / std` as `raw * a + b`.
+#[derive(Clone)]
+struct Normalise {
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+/// Scores one raster with `model` and writes `outputs`. `progress(done, total)` is called
+/// after each batch with tile counts.
+pub fn run(
+    model: &mut Model,
+    input: &std::path::Path,
+    outputs: &Outputs,
+    opts: &EngineOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<RunReport> {
+    let start = Instant::now();
+    let raster = InputRaster::open(input)?;
+    let info = model.info().clone();
+    let bands = opts.bands.clone().unwrap_or_else(|| info.bands.clone());
+    let input_err = |msg: String| EngineError::Input {
+        path: input.to_path_buf(),
+        msg,
+    };
+    if bands.len() != info.channels {
+        return Err(input_err(format!(
+            "{} band(s) selected, the model takes {}",
+            bands.len(),
+            info.channels
+        )));
+    }
+    if let Some(&b) = bands.iter().find(|&&b| b > raster.band_count()) {
+        return Err(input_err(format!(
+            "has {} band(s); the model {} needs band {b} (bands {bands:?})",
+            raster.band_count(),
+            model.path().display()
+        )));
+    }
+    let mut norm = Normalise {
+        a: Vec::new(),
+        b: Vec::new(),
+    };
+    for (i, &band) in bands.iter().enumerate() {
+        let scale = info.scale_for(i, &raster.band_type_name(band)?);
+        norm.a.push(scale / info.std[i]);
+        norm.b.push(-info.mean[i] / info.std[i]);
+    }
+
+    let plan = TilePlan::new(
+        raster.width(),
+        raster.height(),
+        opts.tile.unwrap_or(info.tile_size),
+        opts.overlap.unwrap_or(info.tile_overlap),
+    );
+    // Bytes per accumulator column: 4 floats per row of the tile band, plus the finished
+    // band's classes / probs / mask (up to 2 in flight) and the read buffers.
+    let per_column = plan.tile.min(plan.height) * (16 + 3 * (1 + 12 + 1));
+    let block_width =
+        (opts.memory_budget / per_column.max(1)).clamp(plan.tile, opts.max_block_width.max(plan.tile));
+    let blocks = plan.column_blocks(block_width);
+
+    let georef = raster.georef();
+    let (w, h) = (raster.width(), raster.height());
+    let writers = Writers::create(outputs, w, h, &georef, opts)?;
+    let mut report = RunReport {
+        width: w,
+        height: h,
+        tile: plan.tile,
+        overlap: plan.overlap,
+        column_blocks: blocks.len(),
+        provider: model.provider().to_string(),
+        ..RunReport::default()
+    };
+    let total_tiles: usize = blocks
+        .iter()
+        .map(|&(x0, x1)| plan.ys.len() * plan.row_tiles(0, x0, x1).len())
+        .sum();
+    report.tiles = total_tiles;
+    drop(raster);
+
+    let want_probs = outputs.probs.is_some() || outputs.uncertainty.is_some();
+    let (read_tx, read_rx) = sync_channel::<std::result::Result<ReadMsg, RasterError>>(2);
+    let (write_tx, write_rx) = sync_channel::<RowBand>(2);
+    let result = std::thread::scope(|scope| -> Result<()> {
+        let reader = {
+            let plan = plan.clone();
+            let blocks = blocks.clone();
+            let bands = bands.clone();
+            let norm = norm.clone();
+            let input = input.to_path_buf();
+            let batch = opts.batch.max(1);
+            scope.spawn(move || read_tiles(&input, &plan, &blocks, &bands, &norm, batch, &read_tx))
+        };
+        let writer = scope.spawn(move || writers.write_all(write_rx));
+
+        let mut done = 0;
+        let mut model_time = Duration::ZERO;
+        let mut blend_time = Duration::ZERO;
+        let outcome = (|| -> Result<()> {
+            for &(x0, x1) in &blocks {
+                let mut acc = Accumulator::new(&plan, x0, x1);
+                let mut probs = Vec::new();
+                for (k, &(band_start, band_end)) in plan.row_bands().iter().enumerate() {
+                    loop {
+                        let msg = read_rx.recv().map_err(|_| input_err("reader stopped".into()))??;
+                        match msg {
+                            ReadMsg::Batch(batch) => {
+                                let t0 = Instant::now();
+                                let (ih, iw) = (plan.tile_height, plan.tile_width);
+                                probs.resize(batch.tiles.len() * NUM_CLASSES * ih * iw, 0.0);
+                                model.run(&batch.data, batch.tiles.len(), ih, iw, &mut probs)?;
+                                let t1 = Instant::now();
+                                for (i, t) in batch.tiles.iter().enumerate() {
+                                    let per = NUM_CLASSES * ih * iw;
+                                    acc.add(t, &probs[i * per..(i + 1) * per]);
+                                }
+                                model_time += t1 - t0;
+                                blend_time += t1.elapsed();
+                                done += batch.tiles.len();
+                                progress(done, total_tiles);
+                            }
+                            ReadMsg::RowDone { valid } => {
+                                let t0 = Instant::now();
+                                let band = acc.finish_rows(band_start, band_end, valid, want_probs);
+                                if k + 1 < plan.ys.len() {
+                                    acc.shift_to(plan.row_origin(k + 1));
+                                }
+                                blend_time += t0.elapsed();
+                                if write_tx.send(band).is_err() {
+                                    return Ok(()); // the writer failed; its error is reported below
+                                }
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })();
+        drop(write_tx);
+        drop(read_rx);
+        let read_s = reader.join().expect("reader thread panicked");
+        let written = writer.join().expect("writer thread panicked");
+        outcome?;
+        let (write_s, counts, writers) = written?;
+        writers.finish()?;
+        report.read_s = read_s;
+        report.write_s = write_s;
+        report.model_s = model_time.as_secs_f64();
+        report.blend_s = blend_time.as_secs_f64();
+        report.class_counts = counts;
+        Ok(())
+    });
+    result?;
+    report.total_s = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Reader thread: opens its own handle, walks column blocks and tile rows, sends batches
+/// and row-completion messages. Returns the seconds spent reading.
+fn read_tiles(
+    path: &std::path::Path,
+    plan: &TilePlan,
+    blocks: &[(usize, usize)],
+    bands: &[usize],
+    norm: &Normalise,
+    batch: usize,
+    tx: &SyncSender<std::result::Result<ReadMsg, RasterError>>,
+) -> f64 {
+    let mut read_time = Duration::ZERO;
+    let outcome = (|| -> std::result::Result<(), RasterError> {
+        let raster = InputRaster::open(path)?;
+        let c = bands.len();
+        let mut raw = Vec::new();
+        let mut scratch = Vec::new();
+        for &(x0, x1) in blocks {
+            for (k, &(start, end)) in plan.row_bands().iter().enumerate() {
+                let tiles = plan.row_tiles(k, x0, x1);
+                for chunk in tiles.chunks(batch) {
+                    let t0 = Instant::now();
+                    let (ih, iw) = (plan.tile_height, plan.tile_width);
+                    let mut data = vec![0.0f32; chunk.len() * c * ih * iw];
+                    for (i, tile) in chunk.iter().enumerate() {
+                        // Raster row / column of every tile pixel (reflected outside), and
+                        // the window that holds them all.
+                        let src_y: Vec<usize> = (0..ih)
+                            .map(|y| reflect(tile.y + y as isize, plan.height))
+                            .collect();
+                        let src_x: Vec<usize> = (0..iw)
+                            .map(|x| reflect(tile.x + x as isize, plan.width))
+                            .collect();
+                        let (y0, y1) = (
+                            src_y.iter().min().copied().unwrap_or(0),
+                            src_y.iter().max().copied().unwrap_or(0) + 1,
+                        );
+                        let (x0, x1) = (
+                            src_x.iter().min().copied().unwrap_or(0),
+                            src_x.iter().max().copied().unwrap_or(0) + 1,
+                        );
+                        let win = Window::new(x0, y0, x1 - x0, y1 - y0);
+                        raw.resize(c * win.pixels(), 0.0f32);
+                        raster.read_bands(bands, win, &mut raw)?;
+                        let dst = &mut data[i * c * ih * iw..(i + 1) * c * ih * iw];
+                        for b in 0..c {
+                            let src = &raw[b * win.pixels()..(b + 1) * win.pixels()];
+                            let out = &mut dst[b * ih * iw..(b + 1) * ih * iw];
+                            let (a, off) = (norm.a[b], norm.b[b]);
+                            for (y, &sy) in src_y.iter().enumerate() {
+                                let row = &src[(sy - y0) * win.width..(sy - y0 + 1) * win.width];
+                                let out_row = &mut out[y * iw..(y + 1) * iw];
+                                for (o, &sx) in out_row.iter_mut().zip(&src_x) {
+                                    *o = row[sx - x0] * a + off;
+                                }
+                            }
+                        }
+                    }
+                    read_time += t0.elapsed();
+                    let tiles = chunk.to_vec();
+                    if tx.send(Ok(ReadMsg::Batch(Batch { tiles, data }))).is_err() {
+                        return Ok(());
+                    }
+                }
+                let t0 = Instant::now();
+                let window = Window::new(x0, start, x1 - x0, end - start);
+                let mut valid = vec![false; window.pixels()];
+                raster.read_valid(bands, window, &mut valid, &mut scratch)?;
+                read_time += t0.elapsed();
+                if tx.send(Ok(ReadMsg::RowDone { valid })).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        let _ = tx.send(Err(e));
+    }
+    read_time.as_secs_f64()
+}
+
+/// Weighted sums of tile probabilities over `tile` rows of one column block, starting at
+/// raster row `origin`.
+struct Accumulator {
+    /// Columns covered: the union of the block's tiles (wider than the block itself).
+    xa: usize,
+    width: usize,
+    /// Output columns of the block.
+    x0: usize,
+    x1: usize,
+    rows: usize,
+    origin: usize,
+    /// `(3, rows, width)` weighted probability sums.
+    sums: Vec<f32>,
+    /// `(rows, width)` weight sums.
+    weights: Vec<f32>,
+    /// Raster size.
+    raster: (usize, usize),
+    weight_x: Vec<f32>,
+    weight_y: Vec<f32>,
+}
+
+impl Accumulator {
+    fn new(plan: &TilePlan, x0: usize, x1: usize) -> Self {
+        let tiles = plan.row_tiles(0, x0, x1);
+        let inside = |t: &Tile| t.inside(plan.width, plan.height);
+        let xa = tiles.first().map_or(x0, |t| inside(t).x);
+        let xb = tiles.last().map_or(x1, |t| inside(t).right());
+        let rows = plan.tile_height.min(plan.height);
+        let width = xb - xa;
+        Self {
+            xa,
+            width,
+            x0,
+            x1,
+            rows,
+            origin: 0,
+            raster: (plan.width, plan.height),
+            sums: vec![0.0; NUM_CLASSES * rows * width],
+            weights: vec![0.0; rows * width],
+            weight_x: blend_weights(plan.tile_width, plan.overlap),
+            weight_y: blend_weights(plan.tile_height, plan.overlap),
+        }
+    }
+
+    /// Adds one tile's `(3, height, width)` probabilities (the part inside the raster).
+    fn add(&mut self, tile: &Tile, probs: &[f32]) {
+        let win = tile.inside(self.raster.0, self.raster.1);
+        let iw = tile.width;
+        let plane = tile.height * iw;
+        let (dx, dy) = (
+            (win.x as isize - tile.x) as usize,
+            (win.y as isize - tile.y) as usize,
+        );
+        for y in 0..win.height {
+            let (ty, ay) = (dy + y, win.y + y - self.origin);
+            let wy = self.weight_y[ty];
+            let row = ay * self.width + (win.x - self.xa);
+            for x in 0..win.width {
+                let tx = dx + x;
+                let wgt = wy * self.weight_x[tx];
+                self.weights[row + x] += wgt;
+                for c in 0..NUM_CLASSES {
+                    self.sums[c * self.rows * self.width + row + x] += wgt * probs[c * plane + ty * iw + tx];
+                }
+            }
+        }
+    }
+
+    /// Divides out the weights of rows `[start, end)` (block columns only) and returns
+    /// them as a finished band.
+    fn finish_rows(&self, start: usize, end: usize, valid: Vec<bool>, want_probs: bool) -> RowBand {
+        let (w, h) = (self.x1 - self.x0, end - start);
+        let mut classes = vec![0u8; w * h];
+        let mut probs = if want_probs {
+            vec![0.0f32; NUM_CLASSES * w * h]
+        } else {
+            Vec::new()
+        };
+        let plane = self.rows * self.width;
+        for y in 0..h {
+            let src_row = (start + y - self.origin) * self.width + (self.x0 - self.xa);
+            for x in 0..w {
+                let i = y * w + x;
+                if !valid[i] {
+                    classes[i] = NODATA;
+                    continue;
+                }
+                let s = src_row + x;
+                let inv = 1.0 / self.weights[s];
+                let p = [0, 1, 2].map(|c| self.sums[c * plane + s] * inv);
+                // argmax, first index on ties
+                let mut best = 0;
+                for c in 1..NUM_CLASSES {
+                    if p[c] > p[best] {
+                        best = c;
+                    }
+                }
+                classes[i] = best as u8;
+                if want_probs {
+                    for c in 0..NUM_CLASSES {
+                        probs[c * w * h + i] = p[c];
+                    }
+                }
+            }
+        }
+        RowBand {
+            window: Window::new(self.x0, start, w, h),
+            classes,
+            probs,
+            valid,
+        }
+    }
+
+    /// Moves the origin down to raster row `new_origin`, keeping the rows' partial sums.
+    fn shift_to(&mut self, new_origin: usize) {
+        let d = new_origin - self.origin;
+        let (rows, width) = (self.rows, self.width);
+        let keep = rows.saturating_sub(d);
+        for c in 0..NUM_CLASSES {
+            let plane = &mut self.sums[c * rows * width..(c + 1) * rows * width];
+            plane.copy_within(d.min(rows) * width.., 0);
+            plane[keep * width..].fill(0.0);
+        }
+        self.weights.copy_within(d.min(rows) * width.., 0);
+        self.weights[keep * width..].fill(0.0);
+        self.origin = new_origin;
+    }
+}
+
+/// The open output files of one run.
+struct Writers {
+    classes: GeoTiffWriter,
+    probs: Option<(GeoTiffWriter, ProbsType)>,
+    uncertainty: Option<GeoTiffWriter>,
+}
+
+impl Writers {
+    fn create(
+        outputs: &Outputs,
+        w: usize,
+        h: usize,
+        georef: &crate::raster::GeoRef,
+        opts: &EngineOptions,
+    ) -> Result<Self> {
+        let layout = WriteOptions {
+            overviews: opts.overviews.clone(),
+            cog: opts.cog,
+            ..WriteOptions::default()
+        };
+        let classes = GeoTiffWriter::create::<u8>(
+            &outputs.classes,
+            w,
+            h,
+            1,
+            georef,
+            WriteOptions {
+                nodata: Some(NODATA as f64),
+                color_table: PALETTE.to_vec(),
+                band_descriptions: vec!["risk class (0 Low, 1 Medium, 2 High)".into()],
+                ..layout.clone()
+            },
+        )?;
+        let names: Vec<String> = crate::classes::CLASS_NAMES
+            .iter()
+            .map(|n| format!("P({n})"))
+            .collect();
+        let probs = match &outputs.probs {
+            None => None,
+            Some((path, ProbsType::U8)) => Some((
+                GeoTiffWriter::create::<u8>(
+                    path,
+                    w,
+                    h,
+                    3,
+                    georef,
+                    WriteOptions {
+                        nodata: Some(255.0),
+                        band_descriptions: names,
+                        metadata: vec![("SCALE".into(), "probability x 255".into())],
+                        ..layout.clone()
+                    },
+                )?,
+                ProbsType::U8,
+            )),
+            Some((path, ProbsType::F32)) => Some((
+                GeoTiffWriter::create::<f32>(
+                    path,
+                    w,
+                    h,
+                    3,
+                    georef,
+                    WriteOptions {
+                        nodata: Some(-1.0),
+                        band_descriptions: names,
+                        ..layout.clone()
+                    },
+                )?,
+                ProbsType::F32,
+            )),
+        };
+        let uncertainty = match &outputs.uncertainty {
+            None => None,
+            Some(path) => Some(GeoTiffWriter::create::<f32>(
+                path,
+                w,
+                h,
+                1,
+                georef,
+                WriteOptions {
+                    nodata: Some(-1.0),
+                    band_descriptions: vec!["normalised predictive entropy".into()],
+                    ..layout
+                },
+            )?),
+        };
+        Ok(Self {
+            classes,
+            probs,
+            uncertainty,
+        })
+    }
+
+    /// Writer thread body: writes every band it receives. Returns the seconds spent, the
+    /// class counts and itself, to be finished by the caller.
+    fn write_all(mut self, rx: Receiver<RowBand>) -> std::result::Result<(f64, [u64; 4], Self), RasterError> {
+        let mut time = Duration::ZERO;
+        let mut counts = [0u64; 4];
+        let mut buf_u8 = Vec::new();
+        let mut buf_f32 = Vec::new();
+        for band in rx {
+            let t0 = Instant::now();
+            for &c in &band.classes {
+                counts[if c == NODATA { 3 } else { c as usize }] += 1;
+            }
+            self.classes.write_band(1, band.window, &band.classes)?;
+            let n = band.window.pixels();
+            if let Some((writer, ty)) = &mut self.probs {
+                match ty {
+                    ProbsType::U8 => {
+                        buf_u8.clear();
+                        buf_u8.extend(band.probs.iter().enumerate().map(|(i, &p)| {
+                            if band.valid[i % n] {
+                                (p * 255.0).round().min(254.0) as u8
+                            } else {
+                                255
+                            }
+                        }));
+                        writer.write_bands(band.window, &buf_u8)?;
+                    }
+                    ProbsType::F32 => {
+                        buf_f32.clear();
+                        buf_f32.extend(
+                            band.probs
+                                .iter()
+                                .enumerate()
+                                .map(|(i, &p)| if band.valid[i % n] { p } else { -1.0 }),
+                        );
+                        writer.write_bands(band.window, &buf_f32)?;
+                    }
+                }
+            }
+            if let Some(writer) = &mut self.uncertainty {
+                buf_f32.clear();
+                buf_f32.extend((0..n).map(|i| {
+                    if band.valid[i] {
+                        normalised_entropy([band.probs[i], band.probs[n + i], band.probs[2 * n + i]])
+                    } else {
+                        -1.0
+                    }
+                }));
+                writer.write_band(1, band.window, &buf_f32)?;
+            }
+            time += t0.elapsed();
+        }
+        Ok((time.as_secs_f64(), counts, self))
+    }
+
+    fn finish(self) -> std::result::Result<(), RasterError> {
+        self.classes.finish()?;
+        if let Some((w, _)) = self.probs {
+            w.finish()?;
+        }
+        if let Some(w) = self.uncertainty {
+            w.finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// Entropy of a class distribution divided by its maximum, `ln 3`: 0 for a one-hot
+/// prediction, 1 for a uniform one.
+pub fn normalised_entropy(p: [f32; NUM_CLASSES]) -> f32 {
+    let h: f32 = p.iter().filter(|&&v| v > 0.0).map(|&v| -v * v.ln()).sum();
+    (h / (NUM_CLASSES as f32).ln()).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_is_zero_for_one_hot_and_one_for_uniform() {
+        assert_eq!(normalised_entropy([1.0, 0.0, 0.0]), 0.0);
+        assert!((normalised_entropy([1.0 / 3.0; 3]) - 1.0).abs() < 1e-6);
+        // By hand: H(0.5, 0.5, 0) = ln 2, / ln 3 = 0.63093.
+        assert!((normalised_entropy([0.5, 0.5, 0.0]) - 0.630_93).abs() < 1e-5);
+    }
+
+    #[test]
+    fn accumulator_averages_overlapping_tiles_exactly() {
+        // 96 px wide, tiles of 64 overlapping by 32, border 16: tiles at x = -16, 16, 48.
+        let plan = TilePlan::new(96, 16, 64, 32);
+        assert_eq!(plan.xs, vec![-16, 16, 48]);
+        let mut acc = Accumulator::new(&plan, 0, 96);
+        let tiles = plan.row_tiles(0, 0, 96);
+        let n = plan.tile_width * plan.tile_height;
+        let constant = |p: [f32; 3]| -> Vec<f32> { p.iter().flat_map(|&v| vec![v; n]).collect() };
+        acc.add(&tiles[0], &constant([0.7, 0.2, 0.1]));
+        acc.add(&tiles[1], &constant([0.1, 0.2, 0.7]));
+        acc.add(&tiles[2], &constant([0.1, 0.2, 0.7]));
+        let band = acc.finish_rows(0, 16, vec![true; 96 * 16], true);
+        let p0 = |x: usize| band.probs[x];
+        // Column 20: tile 0 at i = 36, tile 1 at i = 4; tile 2 does not cover it.
+        let w = blend_weights(64, 32);
+        let (wa, wb) = (w[36], w[4]);
+        let expect = (wa * 0.7 + wb * 0.1) / (wa + wb);
+        assert!((p0(20) - expect).abs() < 1e-6, "{} vs {expect}", p0(20));
+        // Column 0 is covered by tile 0 only; column 95 by tiles 1 and 2, both 0.1.
+        assert!((p0(0) - 0.7).abs() < 1e-6);
+        assert!((p0(95) - 0.1).abs() < 1e-6);
+        assert_eq!(band.classes[0], 0);
+        assert_eq!(band.classes[95], 2);
+    }
+}

@@ -1,0 +1,447 @@
+//! `risk-infer` end to end on real rasters (GDAL) with the shipped default model (ONNX
+//! Runtime): georeferencing and nodata of the outputs, odd sizes, pixel types, seam-free
+//! tiling, many inputs, and every bad input's error, exit code and absence of output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use risk_inference::raster::{GeoRef, GeoTiffWriter, InputRaster, PixelType, Window, WriteOptions};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("fixtures").join(name)
+}
+
+fn model() -> PathBuf {
+    root().join("models/default.onnx")
+}
+
+fn risk_infer(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_risk-infer"));
+    cmd.arg("--quiet")
+        .arg("--threads")
+        .arg("1")
+        .arg("--model")
+        .arg(model());
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd.output().expect("risk-infer runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn read_u8(path: &Path) -> (usize, usize, Vec<u8>) {
+    let r = InputRaster::open(path).unwrap();
+    let mut v = vec![0u8; r.width() * r.height()];
+    r.read_band(1, r.extent(), &mut v).unwrap();
+    (r.width(), r.height(), v)
+}
+
+/// Files in `dir` (to check that nothing, not even a temporary file, is left behind).
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Writes `bands` band-major `data` as a GeoTIFF of pixel type `T`.
+fn write_raster<T: PixelType + Copy>(
+    path: &Path,
+    w: usize,
+    h: usize,
+    bands: usize,
+    data: &[T],
+    nodata: Option<f64>,
+) {
+    let georef = GeoRef::north_up(32633, 600_000.0, 5_000_000.0, 2.0).unwrap();
+    let mut wr = GeoTiffWriter::create::<T>(
+        path,
+        w,
+        h,
+        bands,
+        &georef,
+        WriteOptions {
+            nodata,
+            ..WriteOptions::default()
+        },
+    )
+    .unwrap();
+    wr.write_bands(Window::new(0, 0, w, h), data).unwrap();
+    wr.finish().unwrap();
+}
+
+fn read_all<T: PixelType + Copy + Default>(path: &Path) -> Vec<T> {
+    let r = InputRaster::open(path).unwrap();
+    let bands: Vec<usize> = (1..=r.band_count()).collect();
+    let mut v = vec![T::default(); bands.len() * r.width() * r.height()];
+    r.read_bands(&bands, r.extent(), &mut v).unwrap();
+    v
+}
+
+#[test]
+fn class_map_keeps_georeferencing_and_nodata() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("risk.tif");
+    let probs = dir.path().join("probs.tif");
+    let unc = dir.path().join("unc.tif");
+    let input = fixture("scene512.tif");
+    let o = risk_infer(&[&input, &"-o", &out, &"--probs", &probs, &"--uncertainty", &unc]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let src = InputRaster::open(&input).unwrap();
+    for path in [&out, &probs, &unc] {
+        let r = InputRaster::open(path).unwrap();
+        assert_eq!((r.width(), r.height()), (512, 512));
+        assert_eq!(r.georef(), src.georef(), "{}", path.display());
+    }
+    let (_, _, classes) = read_u8(&out);
+    let mut valid = vec![false; 512 * 512];
+    src.read_valid(&[1, 2, 3], src.extent(), &mut valid, &mut Vec::new())
+        .unwrap();
+    assert!(valid.iter().any(|v| !v), "fixture has nodata");
+    for (i, (&c, &v)) in classes.iter().zip(&valid).enumerate() {
+        assert_eq!(c == 255, !v, "pixel {i}: class {c}, valid {v}");
+        assert!(c <= 2 || c == 255);
+    }
+    // Probabilities (x 255) sum to about 255 and their argmax is the class; entropy in [0, 1].
+    let p: Vec<u8> = read_all(&probs);
+    let u: Vec<f32> = read_all(&unc);
+    let n = 512 * 512;
+    for i in (0..n).step_by(97) {
+        if !valid[i] {
+            assert_eq!((p[i], u[i]), (255, -1.0));
+            continue;
+        }
+        let s = p[i] as i32 + p[n + i] as i32 + p[2 * n + i] as i32;
+        assert!((s - 255).abs() <= 2, "pixel {i}: probabilities sum to {s}/255");
+        let best = (0..3)
+            .max_by_key(|&c| (p[c * n + i], std::cmp::Reverse(c)))
+            .unwrap();
+        assert!(p[best * n + i] == p[classes[i] as usize * n + i], "pixel {i}");
+        assert!((0.0..=1.0).contains(&u[i]));
+    }
+    assert_eq!(files_in(dir.path()), vec!["probs.tif", "risk.tif", "unc.tif"]);
+}
+
+#[test]
+fn prediction_matches_the_labels_better_than_chance() {
+    // The toy model was fitted on these fixtures: pixel agreement with the labels is
+    // far above the Low share (about 0.65).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("risk.tif");
+    let o = risk_infer(&[&fixture("scene700x433.tif"), &"-o", &out]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (w, h, pred) = read_u8(&out);
+    let (_, _, truth) = read_u8(&fixture("scene700x433_labels.tif"));
+    assert_eq!((w, h), (700, 433));
+    let labelled: Vec<(u8, u8)> = pred
+        .iter()
+        .zip(&truth)
+        .filter(|(_, t)| **t != 255)
+        .map(|(&p, &t)| (p, t))
+        .collect();
+    let acc = labelled.iter().filter(|(p, t)| p == t).count() as f64 / labelled.len() as f64;
+    assert!(acc > 0.78, "accuracy {acc}");
+    // Nodata in the image is exactly nodata in the labels (same generator), so in both.
+    assert!(pred.iter().zip(&truth).all(|(&p, &t)| (p == 255) == (t == 255)));
+}
+
+#[test]
+fn tiled_prediction_equals_whole_prediction() {
+    // One tile (the whole raster with its 24 px reflected border, 768x512) vs 128 px
+    // tiles overlapping by 48: the model's receptive field (15 px) fits in the overlap.
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, tiled) = (dir.path().join("whole.tif"), dir.path().join("tiled.tif"));
+    let input = fixture("scene700x433.tif");
+    let o = risk_infer(&[&input, &"-o", &whole, &"--tile", &"1024", &"--overlap", &"48"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = risk_infer(&[&input, &"-o", &tiled, &"--tile", &"128", &"--overlap", &"48"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, _, a) = read_u8(&whole);
+    let (_, _, b) = read_u8(&tiled);
+    let agree = a.iter().zip(&b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64;
+    assert!(agree >= 0.9999, "whole vs tiled agree on {:.5} of pixels", agree);
+}
+
+#[test]
+fn column_blocks_under_a_small_memory_budget_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (big, small) = (dir.path().join("big.tif"), dir.path().join("small.tif"));
+    let input = fixture("scene700x433.tif");
+    let args = ["--tile", "128", "--overlap", "32"];
+    let o = risk_infer(&[&input, &"-o", &big, &args[0], &args[1], &args[2], &args[3]]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 1 MiB forces column blocks of one tile width.
+    let o = risk_infer(&[
+        &input,
+        &"-o",
+        &small,
+        &args[0],
+        &args[1],
+        &args[2],
+        &args[3],
+        &"--memory-budget",
+        &"1M",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_u8(&big).2, read_u8(&small).2);
+}
+
+#[test]
+fn odd_sizes_work() {
+    let dir = tempfile::tempdir().unwrap();
+    for (w, h) in [(1usize, 1usize), (33, 5000), (300, 7)] {
+        let input = dir.path().join(format!("in_{w}x{h}.tif"));
+        let data: Vec<u8> = (0..3 * w * h).map(|i| (37 + (i * 7919) % 200) as u8).collect();
+        write_raster(&input, w, h, 3, &data, None);
+        let out = dir.path().join(format!("out_{w}x{h}.tif"));
+        let o = risk_infer(&[&input, &"-o", &out]);
+        assert!(o.status.success(), "{w}x{h}: {}", stderr(&o));
+        let (ow, oh, classes) = read_u8(&out);
+        assert_eq!((ow, oh), (w, h));
+        assert!(
+            classes.iter().all(|&c| c <= 2),
+            "{w}x{h}: no nodata in a raster without nodata"
+        );
+    }
+}
+
+#[test]
+fn every_pixel_type_gives_the_same_classes() {
+    // The model's metadata fixes scale 1/255, so the fixture's values stored as u16, i16
+    // or f32 must give the same class map as the u8 original.
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixture("scene512.tif");
+    let u8_data: Vec<u8> = read_all(&src);
+    let reference = dir.path().join("ref.tif");
+    let o = risk_infer(&[&src, &"-o", &reference]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expect = read_u8(&reference).2;
+    let conv = |name: &str| dir.path().join(name);
+    write_raster(
+        &conv("u16.tif"),
+        512,
+        512,
+        3,
+        &u8_data.iter().map(|&v| v as u16).collect::<Vec<_>>(),
+        Some(0.0),
+    );
+    write_raster(
+        &conv("i16.tif"),
+        512,
+        512,
+        3,
+        &u8_data.iter().map(|&v| v as i16).collect::<Vec<_>>(),
+        Some(0.0),
+    );
+    write_raster(
+        &conv("f32.tif"),
+        512,
+        512,
+        3,
+        &u8_data.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+        Some(0.0),
+    );
+    for name in ["u16.tif", "i16.tif", "f32.tif"] {
+        let out = dir.path().join(format!("out_{name}"));
+        let o = risk_infer(&[&conv(name), &"-o", &out]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert_eq!(read_u8(&out).2, expect, "{name}");
+    }
+}
+
+#[test]
+fn many_inputs_go_on_after_a_failure_and_skip_existing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("risk");
+    let list = dir.path().join("list.txt");
+    let missing = dir.path().join("missing.tif");
+    std::fs::write(
+        &list,
+        format!(
+            "# rasters\n{}\n\n{}\n",
+            missing.display(),
+            fixture("scene700x433.tif").display()
+        ),
+    )
+    .unwrap();
+    let o = risk_infer(&[&fixture("scene512.tif"), &"--list", &list, &"--out-dir", &out_dir]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("missing.tif: no such file"), "{}", stderr(&o));
+    assert_eq!(
+        files_in(&out_dir),
+        vec!["scene512_risk.tif", "scene700x433_risk.tif"]
+    );
+    // Second run: both outputs exist and are skipped, untouched.
+    let before = std::fs::metadata(out_dir.join("scene512_risk.tif"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let o = risk_infer(&[
+        &fixture("scene512.tif"),
+        &fixture("scene700x433.tif"),
+        &"--out-dir",
+        &out_dir,
+        &"--skip-existing",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let after = std::fs::metadata(out_dir.join("scene512_risk.tif"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(before, after);
+}
+
+/// Runs a failing case: exit code 1, one error line naming `names`, no output left.
+fn assert_fails(case: &str, args: &[&dyn AsRef<std::ffi::OsStr>], dir: &Path, names: &str, what: &str) {
+    let before = files_in(dir);
+    let o = risk_infer(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{case}: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{case}: one error line expected: {err}");
+    assert!(lines[0].starts_with("risk-infer: error: "), "{case}: {err}");
+    assert!(
+        lines[0].contains(names),
+        "{case}: error does not name {names}: {err}"
+    );
+    assert!(
+        lines[0].contains(what),
+        "{case}: error does not say {what:?}: {err}"
+    );
+    assert_eq!(files_in(dir), before, "{case}: files changed");
+}
+
+#[test]
+fn bad_inputs_fail_clearly_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("risk.tif");
+    // Inputs.
+    let text = d.join("notes.tif");
+    std::fs::write(&text, "not a raster\n").unwrap();
+    let truncated = d.join("truncated.tif");
+    let bytes = std::fs::read(fixture("scene512.tif")).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let one_band = d.join("gray.tif");
+    write_raster(&one_band, 64, 64, 1, &vec![100u8; 64 * 64], None);
+    // Models: missing, not ONNX, ONNX without the contract's input name (same graph with
+    // `image` renamed `imagf` everywhere, so it is a valid model).
+    let bad_model = d.join("bad.onnx");
+    std::fs::write(&bad_model, "not a model").unwrap();
+    let renamed = d.join("renamed.onnx");
+    let mut m = std::fs::read(model()).unwrap();
+    let pos: Vec<usize> = m
+        .windows(5)
+        .enumerate()
+        .filter(|(_, w)| *w == b"image")
+        .map(|(i, _)| i)
+        .collect();
+    for p in pos {
+        m[p + 4] = b'f';
+    }
+    std::fs::write(&renamed, m).unwrap();
+    let scene = fixture("scene512.tif");
+
+    assert_fails(
+        "missing input",
+        &[&d.join("nope.tif"), &"-o", &out],
+        d,
+        "nope.tif",
+        "no such file",
+    );
+    assert_fails(
+        "not a raster",
+        &[&text, &"-o", &out],
+        d,
+        "notes.tif",
+        "not a raster",
+    );
+    assert_fails(
+        "truncated",
+        &[&truncated, &"-o", &out],
+        d,
+        "truncated.tif",
+        "truncated or corrupt",
+    );
+    assert_fails(
+        "too few bands",
+        &[&one_band, &"-o", &out],
+        d,
+        "gray.tif",
+        "needs band 2",
+    );
+    for (case, m, what) in [
+        ("model missing", d.join("none.onnx"), "no such model file"),
+        ("model invalid", bad_model.clone(), "not a valid ONNX model"),
+        ("model contract", renamed.clone(), "no input named `image`"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_risk-infer"))
+            .args(["--quiet", "--model"])
+            .arg(&m)
+            .arg(&scene)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{case}: {err}");
+        assert_eq!(err.lines().count(), 1, "{case}: {err}");
+        assert!(
+            err.contains(&*m.file_name().unwrap().to_string_lossy()) && err.contains(what),
+            "{case}: {err}"
+        );
+        assert!(!out.exists(), "{case}");
+    }
+    assert_fails(
+        "unwritable output",
+        &[&scene, &"-o", &d.join("no/such/dir/risk.tif")],
+        d,
+        "risk.tif",
+        "does not exist",
+    );
+    // Output == input: the input stays intact.
+    let copy = d.join("copy.tif");
+    std::fs::copy(&scene, &copy).unwrap();
+    assert_fails(
+        "output is input",
+        &[&copy, &"-o", &copy],
+        d,
+        "copy.tif",
+        "overwrite the input",
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&scene).unwrap());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let o = Command::new(env!("CARGO_BIN_EXE_risk-infer"))
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = risk_infer(&[
+        &fixture("scene512.tif"),
+        &fixture("scene700x433.tif"),
+        &"-o",
+        &"x.tif",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--out-dir"));
+    let o = risk_infer(&[
+        &fixture("scene512.tif"),
+        &"-o",
+        &"x.tif",
+        &"--memory-budget",
+        &"lots",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
