@@ -1,0 +1,313 @@
+//! `config.yaml` of `risk-train fit`: every training parameter of SPEC.md ("Training") with
+//! the source's value as default. Unknown keys are errors (`deny_unknown_fields`), so a
+//! misspelt key never falls back to a default silently. `training/config.yaml` is the
+//! documented default file; [`TrainConfig::from_yaml`] reads one.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::SamplingConfig;
+use crate::loss::LossConfig;
+use crate::model::UNetConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path}: {msg}")]
+    Parse { path: PathBuf, msg: String },
+    #[error("config {path}: {msg}")]
+    Invalid { path: PathBuf, msg: String },
+}
+
+/// Which EfficientNet encoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderName {
+    /// EfficientNet-B0, decoder (128, 64, 32, 16, 8): the edge model.
+    B0,
+    /// EfficientNet-B4, decoder (256, 128, 64, 32, 16): the source's model.
+    B4,
+}
+
+/// Learning-rate schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// `lr * (1 + cos(pi * epoch / epochs)) / 2`.
+    Cosine,
+    /// Halve the learning rate after `plateau_patience` epochs without a better val loss.
+    Plateau,
+    /// Constant learning rate.
+    Constant,
+}
+
+/// Input rasters and tiling (`data:`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Image raster (GeoTIFF or anything GDAL opens). Relative paths are relative to the
+    /// config file. Required.
+    pub image: PathBuf,
+    /// Label raster (0/1/2, 255 nodata), same grid as the image. Required.
+    pub labels: PathBuf,
+    /// Image bands (1-based) fed to the model. Default `[1, 2, 3]`.
+    pub bands: Vec<usize>,
+    /// Tile side in pixels (multiple of 32). Default 1024 (768 as the memory fallback).
+    pub tile: usize,
+    /// Distance between tile origins in pixels. Default: the tile side (no overlap).
+    pub stride: Option<usize>,
+    /// Side of a spatial block of the train/val/test split, in tiles. Default 4.
+    pub block_tiles: usize,
+    /// Share of blocks in validation. Default 0.15.
+    pub val_fraction: f64,
+    /// Share of blocks in the test split. Default 0.15.
+    pub test_fraction: f64,
+    /// Pixel values are divided by this first. Default 255 (uint8 imagery).
+    pub scale: f64,
+    /// Per-band mean after scaling. Default ImageNet RGB `[0.485, 0.456, 0.406]`.
+    pub mean: Vec<f64>,
+    /// Per-band standard deviation after scaling. Default `[0.229, 0.224, 0.225]`.
+    pub std: Vec<f64>,
+    /// Tiles with less than this share of labelled pixels are left out. Default 0.05.
+    pub min_labelled: f64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            image: PathBuf::new(),
+            labels: PathBuf::new(),
+            bands: vec![1, 2, 3],
+            tile: 1024,
+            stride: None,
+            block_tiles: 4,
+            val_fraction: 0.15,
+            test_fraction: 0.15,
+            scale: 255.0,
+            mean: vec![0.485, 0.456, 0.406],
+            std: vec![0.229, 0.224, 0.225],
+            min_labelled: 0.05,
+        }
+    }
+}
+
+/// Network (`model:`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// `b4` (default) or `b0`.
+    pub encoder: EncoderName,
+    /// CBAM on the deepest encoder features. Default true.
+    pub attention: bool,
+    /// Dropout2d before the class conv. Default 0.4.
+    pub head_dropout: f64,
+    /// smp / efficientnet_pytorch safetensors weights to start from (`--init-weights`).
+    /// Default none (random initialisation).
+    pub init_weights: Option<PathBuf>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            encoder: EncoderName::B4,
+            attention: true,
+            head_dropout: 0.4,
+            init_weights: None,
+        }
+    }
+}
+
+/// Augmentation of training tiles (`augment:`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AugmentConfig {
+    /// Random horizontal and vertical flips. Default true.
+    pub flips: bool,
+    /// Random 90-degree rotations. Default true.
+    pub rot90: bool,
+    /// Brightness factor drawn from `[1 - b, 1 + b]` (RGB bands). Default 0.4.
+    pub brightness: f64,
+    /// Contrast factor drawn from `[1 - c, 1 + c]`. Default 0.4.
+    pub contrast: f64,
+    /// Saturation factor drawn from `[1 - s, 1 + s]`. Default 0.4.
+    pub saturation: f64,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        Self {
+            flips: true,
+            rot90: true,
+            brightness: 0.4,
+            contrast: 0.4,
+            saturation: 0.4,
+        }
+    }
+}
+
+/// Optimiser and loop (`optim:`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// AdamW learning rate. Default 1e-4 (5e-5 if training diverges).
+    pub lr: f64,
+    /// AdamW weight decay. Default 1e-2.
+    pub weight_decay: f64,
+    /// `cosine` (default), `plateau` or `constant`.
+    pub schedule: Schedule,
+    /// Epochs without improvement before a plateau halving. Default 5.
+    pub plateau_patience: usize,
+    /// Epochs. Default 60.
+    pub epochs: usize,
+    /// Early stopping: epochs without a better validation loss. Default 15.
+    pub patience: usize,
+    /// Tiles per batch. Default 4.
+    pub batch_size: usize,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-4,
+            weight_decay: 1e-2,
+            schedule: Schedule::Cosine,
+            plateau_patience: 5,
+            epochs: 60,
+            patience: 15,
+            batch_size: 4,
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub loss: LossConfig,
+    pub sampling: SamplingConfig,
+    pub augment: AugmentConfig,
+    pub optim: OptimConfig,
+    /// Seed of initialisation, split, shuffling and augmentation. Default 42.
+    pub seed: u64,
+    /// Run folder (checkpoints, log). Default `runs/risk`; relative to the config file.
+    pub out: PathBuf,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            loss: LossConfig::default(),
+            sampling: SamplingConfig::default(),
+            augment: AugmentConfig::default(),
+            optim: OptimConfig::default(),
+            seed: 42,
+            out: PathBuf::from("runs/risk"),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads and checks a YAML file; relative paths in it are resolved against its folder.
+    pub fn from_yaml(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg = Self::from_yaml_str(&text).map_err(|msg| ConfigError::Parse {
+            path: path.to_path_buf(),
+            msg,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut cfg.data.image, &mut cfg.data.labels, &mut cfg.out] {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        }
+        if let Some(w) = cfg.model.init_weights.as_mut().filter(|w| w.is_relative()) {
+            *w = base.join(&*w);
+        }
+        cfg.validate().map_err(|msg| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            msg,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Parses YAML text (no path resolution, no checks).
+    pub fn from_yaml_str(text: &str) -> Result<Self, String> {
+        serde_norway::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks what serde cannot: value ranges and consistent lengths.
+    pub fn validate(&self) -> Result<(), String> {
+        let d = &self.data;
+        if d.image.as_os_str().is_empty() || d.labels.as_os_str().is_empty() {
+            return Err("data.image and data.labels are required".into());
+        }
+        if d.tile == 0 || !d.tile.is_multiple_of(32) {
+            return Err(format!(
+                "data.tile must be a positive multiple of 32, got {}",
+                d.tile
+            ));
+        }
+        if d.stride == Some(0) {
+            return Err("data.stride must be positive".into());
+        }
+        if d.bands.is_empty() || d.mean.len() != d.bands.len() || d.std.len() != d.bands.len() {
+            return Err(format!(
+                "data.bands ({}), data.mean ({}) and data.std ({}) must have the same, non-zero length",
+                d.bands.len(),
+                d.mean.len(),
+                d.std.len()
+            ));
+        }
+        if d.std.iter().any(|&s| s <= 0.0) || d.scale <= 0.0 {
+            return Err("data.std and data.scale must be positive".into());
+        }
+        if d.block_tiles == 0
+            || d.val_fraction < 0.0
+            || d.test_fraction < 0.0
+            || d.val_fraction + d.test_fraction >= 1.0
+        {
+            return Err("data.block_tiles must be >= 1 and val_fraction + test_fraction < 1".into());
+        }
+        if self.loss.alpha.len() != 3 {
+            return Err(format!(
+                "loss.alpha needs 3 class weights, got {}",
+                self.loss.alpha.len()
+            ));
+        }
+        if self.optim.batch_size == 0 || self.optim.epochs == 0 || self.optim.lr <= 0.0 {
+            return Err("optim.batch_size, optim.epochs and optim.lr must be positive".into());
+        }
+        if !(0.0..1.0).contains(&self.model.head_dropout) {
+            return Err("model.head_dropout must be in [0, 1)".into());
+        }
+        Ok(())
+    }
+
+    /// The network this config describes.
+    pub fn unet(&self) -> UNetConfig {
+        let base = match self.model.encoder {
+            EncoderName::B0 => UNetConfig::b0(),
+            EncoderName::B4 => UNetConfig::b4(),
+        };
+        UNetConfig {
+            in_channels: self.data.bands.len() as i64,
+            attention: self.model.attention,
+            head_dropout: self.model.head_dropout,
+            ..base
+        }
+    }
+
+    /// Tile stride (the tile side unless set).
+    pub fn stride(&self) -> usize {
+        self.data.stride.unwrap_or(self.data.tile)
+    }
+}

@@ -1,0 +1,471 @@
+//! The training loop of `risk-train fit` (SPEC.md, "Training").
+//!
+//! 1. Tiles: the grid over the image / label pair, tiles with too few labelled pixels left
+//!    out, the spatial-block split ([`crate::data::split`]), class counts per split.
+//! 2. Minority sampling over the training tiles ([`crate::data::sampling`]).
+//! 3. Each epoch: learning rate from the schedule, the samples shuffled (seed + epoch),
+//!    batches of `batch_size` tiles read from the rasters (synthetic tiles interpolated from
+//!    their two parents), augmented, normalised; AdamW on focal + 0.3 CORAL.
+//! 4. Validation: loss and, through `risk_inference::metrics`, Cohen's kappa, class-1
+//!    precision, class-2 recall and Spearman's rho over all validation pixels.
+//! 5. `last.safetensors` every epoch, `best.safetensors` when the validation loss improves,
+//!    `state.json` (epoch, learning rate, early-stopping counters, history), `log.csv`.
+//!    Early stopping after `patience` epochs without improvement.
+//!
+//! `--resume` reloads `last.safetensors` and `state.json` and continues with the next
+//! epoch. tch exposes no optimiser state, so AdamW's moment estimates restart at zero on
+//! resume (the weights, schedule and counters do not).
+//! Memory: one batch of tiles plus, once, the class-1-rich tiles for SMOTE's neighbours.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use risk_inference::metrics::{ConfusionMatrix, MetricsError};
+use risk_inference::raster::{RasterError, Window};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Kind, TchError, Tensor};
+
+use crate::config::{Schedule, TrainConfig};
+use crate::data::augment::augment;
+use crate::data::numpy_rng::RandomState;
+use crate::data::sampling::{self, Sample, SamplingPlan};
+use crate::data::smote::Synthetic;
+use crate::data::split::{self, SplitTiles};
+use crate::data::tiles::{self, Normalisation, Tile, TileSource};
+use crate::loss::risk_loss;
+use crate::model::{ImportReport, RiskUNet, WeightError, import_safetensors};
+use crate::synth::ClassCounts;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Raster(#[from] RasterError),
+    #[error(transparent)]
+    Weights(#[from] WeightError),
+    #[error("libtorch: {0}")]
+    Torch(#[from] TchError),
+    #[error("validation metrics: {0}")]
+    Metrics(#[from] MetricsError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Data(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One epoch's numbers (a row of `log.csv`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_kappa: Option<f64>,
+    pub val_precision_1: f64,
+    pub val_recall_2: f64,
+    pub val_spearman: Option<f64>,
+    pub seconds: f64,
+}
+
+/// What `state.json` holds: enough to resume.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epochs_done: usize,
+    pub lr: f64,
+    pub best_val_loss: Option<f64>,
+    pub best_epoch: Option<usize>,
+    pub epochs_since_best: usize,
+    pub stopped_early: bool,
+    pub history: Vec<EpochLog>,
+}
+
+/// The prepared data of a run.
+pub struct Dataset {
+    pub source: TileSource,
+    pub windows: Vec<Window>,
+    pub counts: Vec<ClassCounts>,
+    pub split: SplitTiles,
+    /// Sampling plan over `split.train` (indices into it).
+    pub plan: SamplingPlan,
+    pub norm: Normalisation,
+}
+
+fn sum_counts(counts: &[ClassCounts], idx: &[usize]) -> ClassCounts {
+    idx.iter().fold(ClassCounts::default(), |mut a, &i| {
+        a.low += counts[i].low;
+        a.medium += counts[i].medium;
+        a.high += counts[i].high;
+        a.nodata += counts[i].nodata;
+        a
+    })
+}
+
+impl Dataset {
+    /// Tiles, split and sampling plan for `cfg`; `log` receives one line per finding.
+    pub fn prepare(cfg: &TrainConfig, log: &mut dyn FnMut(String)) -> Result<Self, TrainError> {
+        let d = &cfg.data;
+        let source = TileSource::open(&d.image, &d.labels, &d.bands, d.scale)?;
+        let all = tiles::grid(source.width(), source.height(), d.tile, cfg.stride());
+        let mut windows = Vec::new();
+        let mut counts = Vec::new();
+        for w in all {
+            let c = source.counts(w)?;
+            let labelled = (c.low + c.medium + c.high) as f64 / c.total().max(1) as f64;
+            if labelled >= d.min_labelled {
+                windows.push(w);
+                counts.push(c);
+            }
+        }
+        if windows.is_empty() {
+            return Err(TrainError::Data(format!(
+                "no {}x{} tile with at least {:.0}% labelled pixels in {}",
+                d.tile,
+                d.tile,
+                100.0 * d.min_labelled,
+                d.labels.display()
+            )));
+        }
+        let block = d.block_tiles * cfg.stride();
+        let split = split::split(&windows, block, d.val_fraction, d.test_fraction, cfg.seed as u32);
+        if split.train.is_empty() || split.val.is_empty() {
+            return Err(TrainError::Data(format!(
+                "the spatial split left {} training and {} validation tiles; use smaller tiles or blocks",
+                split.train.len(),
+                split.val.len()
+            )));
+        }
+        for (name, idx) in [
+            ("train", &split.train),
+            ("val", &split.val),
+            ("test", &split.test),
+        ] {
+            log(format!(
+                "{name}: {} tiles, {}",
+                idx.len(),
+                sum_counts(&counts, idx)
+            ));
+        }
+        if !split.dropped.is_empty() {
+            log(format!(
+                "{} tiles straddle split blocks and are left out",
+                split.dropped.len()
+            ));
+        }
+        let train_counts: Vec<ClassCounts> = split.train.iter().map(|&i| counts[i]).collect();
+        let plan = sampling::plan(&train_counts, &cfg.sampling, |i| {
+            source.read(windows[split.train[i]]).map(|t| t.image)
+        })?;
+        for w in &plan.warnings {
+            log(format!("warning: {w}"));
+        }
+        log(format!(
+            "minority sampling: {} rich tiles, {} duplicates, {} SMOTE tiles (k {}); class-1 share {:.2}% -> {:.2}% -> {:.2}%",
+            plan.rich.len(),
+            plan.duplicates,
+            plan.synthetic,
+            plan.k_used,
+            100.0 * plan.share[0],
+            100.0 * plan.share[1],
+            100.0 * plan.share[2]
+        ));
+        let norm = Normalisation {
+            scale: d.scale,
+            mean: d.mean.clone(),
+            std: d.std.clone(),
+        };
+        Ok(Self {
+            source,
+            windows,
+            counts,
+            split,
+            plan,
+            norm,
+        })
+    }
+
+    /// A training sample as a tile (synthetic ones interpolated from their parents).
+    fn read_sample(&self, s: Sample) -> Result<Tile, TrainError> {
+        let window = |i: usize| self.windows[self.split.train[i]];
+        match s {
+            Sample::Tile(i) => Ok(self.source.read(window(i))?),
+            Sample::Synthetic {
+                a,
+                b,
+                step,
+                label_from,
+            } => {
+                let ta = self.source.read(window(a))?;
+                let tb = self.source.read(window(b))?;
+                let syn = Synthetic {
+                    sample: a,
+                    neighbour: b,
+                    step,
+                };
+                let labels = if label_from == a {
+                    ta.labels.clone()
+                } else {
+                    tb.labels
+                };
+                Ok(Tile {
+                    image: syn.apply(&ta.image, &tb.image),
+                    labels,
+                    side: ta.side,
+                })
+            }
+        }
+    }
+}
+
+/// Stacks tiles into `(B, C, T, T)` normalised images and `(B, T, T)` int64 labels.
+fn batch(
+    tiles: Vec<Tile>,
+    norm: &Normalisation,
+    augment_with: Option<(&crate::config::AugmentConfig, &mut RandomState)>,
+    device: Device,
+) -> Result<(Tensor, Tensor), TrainError> {
+    let mut xs = Vec::with_capacity(tiles.len());
+    let mut ys = Vec::with_capacity(tiles.len());
+    let mut aug = augment_with;
+    for t in tiles {
+        let side = t.side as i64;
+        let bands = (t.image.len() / (t.side * t.side)) as i64;
+        let mut x = Tensor::from_slice(&t.image).view([bands, side, side]);
+        let mut y = Tensor::from_slice(&t.labels).view([side, side]);
+        if let Some((cfg, rng)) = aug.as_mut() {
+            (x, y) = augment(&x, &y, cfg, rng);
+        }
+        let mut flat = Vec::<f32>::try_from(x.contiguous().flatten(0, -1))?;
+        norm.apply(&mut flat);
+        xs.push(Tensor::from_slice(&flat).view([bands, side, side]));
+        ys.push(y.to_kind(Kind::Int64));
+    }
+    Ok((
+        Tensor::stack(&xs, 0).to_device(device),
+        Tensor::stack(&ys, 0).to_device(device),
+    ))
+}
+
+/// Learning rate of `epoch` (0-based).
+pub fn scheduled_lr(cfg: &TrainConfig, epoch: usize, state: &TrainState) -> f64 {
+    let o = &cfg.optim;
+    match o.schedule {
+        Schedule::Cosine => {
+            o.lr * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / o.epochs as f64).cos())
+        }
+        Schedule::Constant => o.lr,
+        Schedule::Plateau => {
+            let lr = if state.lr > 0.0 { state.lr } else { o.lr };
+            if state.epochs_since_best > 0
+                && state.epochs_since_best.is_multiple_of(o.plateau_patience.max(1))
+            {
+                lr * 0.5
+            } else {
+                lr
+            }
+        }
+    }
+}
+
+/// Validation loss and metrics over the validation tiles (eval mode).
+fn validate(
+    model: &RiskUNet,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    device: Device,
+) -> Result<(f64, ConfusionMatrix), TrainError> {
+    let mut matrix = ConfusionMatrix::new();
+    let (mut loss_sum, mut n) = (0.0, 0usize);
+    for chunk in data.split.val.chunks(cfg.optim.batch_size) {
+        let tiles = chunk
+            .iter()
+            .map(|&i| data.source.read(data.windows[i]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (xs, ys) = batch(tiles, &data.norm, None, device)?;
+        let (loss, pred) = tch::no_grad(|| {
+            let out = model.forward_t(&xs, false);
+            let loss = risk_loss(&out, &ys, &cfg.loss).total.double_value(&[]);
+            (loss, out.class_logits.argmax(1, false))
+        });
+        loss_sum += loss * chunk.len() as f64;
+        n += chunk.len();
+        let truth = Vec::<u8>::try_from(ys.to_kind(Kind::Uint8).to_device(Device::Cpu).flatten(0, -1))?;
+        let pred = Vec::<u8>::try_from(pred.to_kind(Kind::Uint8).to_device(Device::Cpu).flatten(0, -1))?;
+        matrix.add(&truth, &pred)?;
+    }
+    Ok((loss_sum / n.max(1) as f64, matrix))
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let part = path.with_extension("part");
+    std::fs::write(&part, bytes).map_err(io_err(&part))?;
+    std::fs::rename(&part, path).map_err(io_err(path))
+}
+
+fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<(), TrainError> {
+    let part = path.with_extension("part.safetensors");
+    vs.save(&part)?;
+    std::fs::rename(&part, path).map_err(io_err(path))
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct FitSummary {
+    pub state: TrainState,
+    pub out: PathBuf,
+    pub init: Option<ImportReport>,
+}
+
+/// Trains per `cfg`; `resume` continues from `cfg.out`. `log` gets progress lines.
+pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Result<FitSummary, TrainError> {
+    std::fs::create_dir_all(&cfg.out).map_err(io_err(&cfg.out))?;
+    tch::manual_seed(cfg.seed as i64);
+    let device = Device::cuda_if_available();
+    log(format!("device: {device:?}"));
+    let data = Dataset::prepare(cfg, log)?;
+    let mut vs = nn::VarStore::new(device);
+    let model = RiskUNet::new(&vs.root(), &cfg.unet());
+    let state_path = cfg.out.join("state.json");
+    let last_path = cfg.out.join("last.safetensors");
+    let best_path = cfg.out.join("best.safetensors");
+    let csv_path = cfg.out.join("log.csv");
+    let mut state = TrainState::default();
+    let mut init = None;
+    if resume && state_path.exists() {
+        let text = std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
+        state = serde_json::from_str(&text)
+            .map_err(|e| TrainError::Data(format!("{}: {e}", state_path.display())))?;
+        vs.load(&last_path)?;
+        log(format!(
+            "resumed after epoch {} from {}",
+            state.epochs_done,
+            last_path.display()
+        ));
+    } else {
+        if let Some(w) = &cfg.model.init_weights {
+            let report = import_safetensors(&vs, w)?;
+            log(format!(
+                "initial weights {}: {} tensors, {} left at initialisation",
+                w.display(),
+                report.loaded,
+                report.kept_init.len()
+            ));
+            init = Some(report);
+        }
+        std::fs::write(
+            &csv_path,
+            "epoch,lr,train_loss,val_loss,val_kappa,val_precision_1,val_recall_2,val_spearman,seconds\n",
+        )
+        .map_err(io_err(&csv_path))?;
+    }
+    let mut opt = nn::AdamW {
+        wd: cfg.optim.weight_decay,
+        ..Default::default()
+    }
+    .build(&vs, cfg.optim.lr)?;
+    while state.epochs_done < cfg.optim.epochs && !state.stopped_early {
+        let epoch = state.epochs_done;
+        let t0 = Instant::now();
+        let lr = scheduled_lr(cfg, epoch, &state);
+        opt.set_lr(lr);
+        let mut rng = RandomState::new((cfg.seed as u32).wrapping_add(1000 * (epoch as u32 + 1)));
+        let mut order: Vec<Sample> = data.plan.samples.clone();
+        for i in (1..order.len()).rev() {
+            let j = rng.randint(i as u64 + 1, 1)[0] as usize;
+            order.swap(i, j);
+        }
+        let (mut loss_sum, mut n) = (0.0, 0usize);
+        for chunk in order.chunks(cfg.optim.batch_size) {
+            let tiles = chunk
+                .iter()
+                .map(|&s| data.read_sample(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (xs, ys) = batch(tiles, &data.norm, Some((&cfg.augment, &mut rng)), device)?;
+            let out = model.forward_t(&xs, true);
+            let loss = risk_loss(&out, &ys, &cfg.loss).total;
+            opt.backward_step(&loss);
+            loss_sum += loss.double_value(&[]) * chunk.len() as f64;
+            n += chunk.len();
+        }
+        let (val_loss, matrix) = validate(&model, &data, cfg, device)?;
+        let row = EpochLog {
+            epoch: epoch + 1,
+            lr,
+            train_loss: loss_sum / n.max(1) as f64,
+            val_loss,
+            val_kappa: matrix.cohen_kappa(),
+            val_precision_1: matrix.class_metrics(1).precision,
+            val_recall_2: matrix.class_metrics(2).recall,
+            val_spearman: matrix.spearman_rho(),
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        let improved = state.best_val_loss.is_none_or(|b| val_loss < b);
+        save_weights(&vs, &last_path)?;
+        if improved {
+            save_weights(&vs, &best_path)?;
+            state.best_val_loss = Some(val_loss);
+            state.best_epoch = Some(epoch + 1);
+            state.epochs_since_best = 0;
+        } else {
+            state.epochs_since_best += 1;
+        }
+        state.epochs_done = epoch + 1;
+        state.lr = lr;
+        state.stopped_early = state.epochs_since_best >= cfg.optim.patience;
+        let opt_f = |v: Option<f64>| v.map_or("".to_string(), |x| format!("{x:.5}"));
+        let line = format!(
+            "{},{:.3e},{:.5},{:.5},{},{:.5},{:.5},{},{:.1}\n",
+            row.epoch,
+            row.lr,
+            row.train_loss,
+            row.val_loss,
+            opt_f(row.val_kappa),
+            row.val_precision_1,
+            row.val_recall_2,
+            opt_f(row.val_spearman),
+            row.seconds
+        );
+        let mut csv = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&csv_path)
+            .map_err(io_err(&csv_path))?;
+        csv.write_all(line.as_bytes()).map_err(io_err(&csv_path))?;
+        log(format!(
+            "epoch {}/{}: lr {:.2e}, train loss {:.4}, val loss {:.4}, kappa {}, P1 {:.3}, R2 {:.3}, rho {}, {:.0} s{}",
+            row.epoch,
+            cfg.optim.epochs,
+            lr,
+            row.train_loss,
+            val_loss,
+            opt_f(row.val_kappa),
+            row.val_precision_1,
+            row.val_recall_2,
+            opt_f(row.val_spearman),
+            row.seconds,
+            if improved { " (best)" } else { "" }
+        ));
+        state.history.push(row);
+        let json = serde_json::to_vec_pretty(&state).map_err(|e| TrainError::Data(e.to_string()))?;
+        write_atomic(&state_path, &json)?;
+    }
+    if state.stopped_early {
+        log(format!(
+            "early stop: no better validation loss for {} epochs",
+            cfg.optim.patience
+        ));
+    }
+    Ok(FitSummary {
+        state,
+        out: cfg.out.clone(),
+        init,
+    })
+}

@@ -1,0 +1,172 @@
+//! config.yaml, tile grid, spatial split, and `train::fit` with `--resume` on the committed
+//! 256 x 256 uint16 fixture (B0 on 64 px tiles, 8 training tiles: seconds on a CPU).
+
+use std::path::{Path, PathBuf};
+
+use risk_inference::raster::Window;
+use risk_training::config::{EncoderName, Schedule, TrainConfig};
+use risk_training::data::split::split;
+use risk_training::data::tiles::grid;
+use risk_training::train::{self, TrainState};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(name)
+}
+
+#[test]
+fn shipped_config_holds_spec_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.yaml");
+    let text = std::fs::read_to_string(&path).expect("training/config.yaml");
+    let cfg = TrainConfig::from_yaml_str(&text).expect("parse");
+    let mut expected = TrainConfig::default();
+    expected.data.image = "../out/scene2048_s1.tif".into();
+    expected.data.labels = "../out/scene2048_s1_labels.tif".into();
+    expected.out = "../out/runs/b4".into();
+    assert_eq!(cfg, expected);
+    // SPEC.md, "Training".
+    assert_eq!(
+        (cfg.loss.gamma, cfg.loss.alpha.clone(), cfg.loss.coral_weight),
+        (2.5, vec![0.4, 2.5, 2.0], 0.3)
+    );
+    assert_eq!(
+        (cfg.optim.lr, cfg.optim.epochs, cfg.optim.patience),
+        (1e-4, 60, 15)
+    );
+    assert_eq!(
+        (cfg.sampling.k, cfg.sampling.seed, cfg.sampling.smote_target),
+        (5, 42, 0.075)
+    );
+    assert_eq!(
+        (cfg.model.encoder, cfg.optim.schedule, cfg.data.tile),
+        (EncoderName::B4, Schedule::Cosine, 1024)
+    );
+}
+
+#[test]
+fn unknown_or_invalid_keys_are_errors() {
+    let err = TrainConfig::from_yaml_str("optim:\n  learning_rate: 0.1\n").unwrap_err();
+    assert!(err.contains("unknown field `learning_rate`"), "{err}");
+    let err = TrainConfig::from_yaml_str("model:\n  encoder: b7\n").unwrap_err();
+    assert!(err.contains("b7"), "{err}");
+    let mut cfg =
+        TrainConfig::from_yaml_str("data:\n  image: a.tif\n  labels: b.tif\n  tile: 100\n").unwrap();
+    assert!(cfg.validate().unwrap_err().contains("multiple of 32"));
+    cfg.data.tile = 256;
+    cfg.loss.alpha = vec![1.0, 2.0];
+    assert!(cfg.validate().unwrap_err().contains("loss.alpha needs 3"));
+}
+
+#[test]
+fn grid_covers_the_raster_with_edge_tiles_moved_back() {
+    let g = grid(700, 433, 256, 256);
+    let xs: Vec<usize> = g.iter().filter(|w| w.y == 0).map(|w| w.x).collect();
+    let ys: Vec<usize> = g.iter().filter(|w| w.x == 0).map(|w| w.y).collect();
+    assert_eq!(xs, vec![0, 256, 444]);
+    assert_eq!(ys, vec![0, 177]);
+    assert!(grid(200, 433, 256, 256).is_empty());
+}
+
+#[test]
+fn spatial_split_never_shares_a_block() {
+    // 8 x 8 tiles of 64 px, blocks of 2 x 2 tiles, plus overlapping tiles (stride 32).
+    for stride in [64, 32] {
+        let tiles = grid(512, 512, 64, stride);
+        let s = split(&tiles, 128, 0.25, 0.25, 42);
+        assert_eq!(s, split(&tiles, 128, 0.25, 0.25, 42), "deterministic for a seed");
+        let total = s.train.len() + s.val.len() + s.test.len() + s.dropped.len();
+        assert_eq!(total, tiles.len());
+        let block_of = |w: &Window| (w.x / 128, w.y / 128);
+        for (a, b) in [(&s.train, &s.val), (&s.train, &s.test), (&s.val, &s.test)] {
+            for &i in a.iter() {
+                for &j in b.iter() {
+                    assert!(
+                        tiles[i].intersect(&tiles[j]).is_none(),
+                        "tiles {i} and {j} overlap across splits"
+                    );
+                    assert_ne!(block_of(&tiles[i]), block_of(&tiles[j]));
+                }
+            }
+        }
+        // 16 blocks: 4 validation, 4 test, 8 training.
+        if stride == 64 {
+            assert_eq!(
+                (s.train.len(), s.val.len(), s.test.len(), s.dropped.len()),
+                (32, 16, 16, 0)
+            );
+        } else {
+            assert!(!s.dropped.is_empty());
+        }
+    }
+    assert_ne!(
+        split(&grid(512, 512, 64, 64), 128, 0.25, 0.25, 1).val,
+        split(&grid(512, 512, 64, 64), 128, 0.25, 0.25, 42).val
+    );
+}
+
+fn small_config(out: &Path, epochs: usize) -> TrainConfig {
+    let mut cfg = TrainConfig::default();
+    cfg.data.image = fixture("scene256_nir_u16.tif");
+    cfg.data.labels = fixture("scene256_nir_u16_labels.tif");
+    cfg.data.scale = 10_000.0; // reflectance x 10000
+    cfg.data.tile = 64;
+    cfg.data.block_tiles = 2;
+    cfg.data.val_fraction = 0.25;
+    cfg.data.test_fraction = 0.25;
+    cfg.model.encoder = EncoderName::B0;
+    cfg.optim.epochs = epochs;
+    cfg.optim.batch_size = 4;
+    cfg.optim.lr = 1e-3;
+    cfg.out = out.to_path_buf();
+    cfg.validate().expect("valid config");
+    cfg
+}
+
+#[test]
+fn fit_writes_checkpoints_and_resume_continues() {
+    tch::set_num_threads(2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut lines = Vec::new();
+    let first = train::fit(&small_config(dir.path(), 1), false, &mut |l| lines.push(l)).expect("fit 1 epoch");
+    assert_eq!(first.state.epochs_done, 1);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("train: ") && l.contains("tiles")),
+        "{lines:?}"
+    );
+    for f in ["last.safetensors", "best.safetensors", "state.json", "log.csv"] {
+        assert!(dir.path().join(f).exists(), "{f} missing");
+    }
+    let weights_1 = tch::Tensor::read_safetensors(dir.path().join("last.safetensors")).unwrap();
+    // Resume with a longer schedule: starts at epoch 2, keeps the first epoch's history.
+    let second = train::fit(&small_config(dir.path(), 2), true, &mut |l| lines.push(l)).expect("resume");
+    assert!(
+        lines.iter().any(|l| l.contains("resumed after epoch 1")),
+        "{lines:?}"
+    );
+    assert_eq!(second.state.epochs_done, 2);
+    assert_eq!(
+        second.state.history.iter().map(|h| h.epoch).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(second.state.history[0], first.state.history[0]);
+    let state: TrainState =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("state.json")).unwrap()).unwrap();
+    assert_eq!(state.epochs_done, 2);
+    let csv = std::fs::read_to_string(dir.path().join("log.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    // The second epoch trained on: the conv stem moved.
+    let weights_2 = tch::Tensor::read_safetensors(dir.path().join("last.safetensors")).unwrap();
+    let stem = |w: &[(String, tch::Tensor)]| {
+        w.iter()
+            .find(|(n, _)| n == "encoder._conv_stem.weight")
+            .map(|(_, t)| t.copy())
+            .unwrap()
+    };
+    assert!(!stem(&weights_1).equal(&stem(&weights_2)));
+    let h = &second.state.history[1];
+    assert!(h.val_loss.is_finite() && h.train_loss.is_finite());
+    assert!(h.val_kappa.is_some_and(|k| (-1.0..=1.0).contains(&k)));
+}
