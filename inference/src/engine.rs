@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::classes::{NODATA, NUM_CLASSES, PALETTE};
 use crate::raster::{GeoTiffWriter, InputRaster, RasterError, Window, WriteOptions};
+use crate::refine::{self, CrfOptions, CrfReport, TempFile};
 use crate::session::{Model, ModelError};
 use crate::tiling::{Tile, TilePlan, blend_weights, reflect};
 
@@ -64,6 +65,8 @@ pub struct EngineOptions {
     /// Output layout: overviews, COG.
     pub overviews: Vec<i32>,
     pub cog: bool,
+    /// Dense CRF refinement of the blended probabilities (off when `None`).
+    pub crf: Option<CrfOptions>,
 }
 
 impl Default for EngineOptions {
@@ -77,6 +80,7 @@ impl Default for EngineOptions {
             bands: None,
             overviews: Vec::new(),
             cog: false,
+            crf: None,
         }
     }
 }
@@ -84,8 +88,9 @@ impl Default for EngineOptions {
 /// Output files of one run.
 #[derive(Clone, Debug)]
 pub struct Outputs {
-    /// The class map: uint8 0/1/2, 255 nodata.
-    pub classes: PathBuf,
+    /// The class map: uint8 0/1/2, 255 nodata (`None` only inside the engine, for the
+    /// CRF's first pass).
+    pub classes: Option<PathBuf>,
     /// Optional 3-band class probabilities.
     pub probs: Option<(PathBuf, ProbsType)>,
     /// Optional normalised predictive entropy (float32 in [0, 1], nodata -1).
@@ -108,8 +113,12 @@ pub struct RunReport {
     pub blend_s: f64,
     pub write_s: f64,
     pub total_s: f64,
-    /// Pixels per class value 0, 1, 2 and nodata.
+    /// Pixels per class value 0, 1, 2 and nodata (after the CRF when it runs).
     pub class_counts: [u64; 4],
+    /// Class counts of the model's blended probabilities, before the CRF.
+    pub class_counts_before_crf: Option<[u64; 4]>,
+    /// The CRF pass, when it runs.
+    pub crf: Option<CrfReport>,
 }
 
 /// A batch of normalised, padded tiles from the reader.
@@ -129,12 +138,12 @@ enum ReadMsg {
 }
 
 /// A finished band of output rows.
-struct RowBand {
-    window: Window,
-    classes: Vec<u8>,
+pub(crate) struct RowBand {
+    pub(crate) window: Window,
+    pub(crate) classes: Vec<u8>,
     /// `(3, h, w)`, only when written.
-    probs: Vec<f32>,
-    valid: Vec<bool>,
+    pub(crate) probs: Vec<f32>,
+    pub(crate) valid: Vec<bool>,
 }
 
 /// Per-band normalisation: `(raw * scale - mean) / std` as `raw * a + b`.
@@ -144,9 +153,46 @@ struct Normalise {
     b: Vec<f32>,
 }
 
-/// Scores one raster with `model` and writes `outputs`. `progress(done, total)` is called
-/// after each batch with tile counts.
+/// Scores one raster with `model` and writes `outputs`, with the CRF pass when
+/// `opts.crf` is set. `progress(done, total)` is called after each batch with tile counts.
 pub fn run(
+    model: &mut Model,
+    input: &std::path::Path,
+    outputs: &Outputs,
+    opts: &EngineOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<RunReport> {
+    let Some(crf) = &opts.crf else {
+        return run_model(model, input, outputs, opts, progress);
+    };
+    let start = Instant::now();
+    // Pass 1: blended probabilities into a temporary float32 raster beside the output.
+    let blended = TempFile::beside(outputs.classes.as_deref().unwrap_or(input), "blend");
+    let pass1 = Outputs {
+        classes: None,
+        probs: Some((blended.0.clone(), ProbsType::F32)),
+        uncertainty: None,
+    };
+    let pass1_opts = EngineOptions {
+        overviews: Vec::new(),
+        cog: false,
+        ..opts.clone()
+    };
+    let mut report = run_model(model, input, &pass1, &pass1_opts, progress)?;
+    // Pass 2: the CRF, writing the real outputs.
+    let raster = InputRaster::open(input)?;
+    let writers = Writers::create(outputs, raster.width(), raster.height(), &raster.georef(), opts)?;
+    drop(raster);
+    let crf_report = refine::run_crf(input, &blended.0, outputs, crf, opts.memory_budget, writers)?;
+    report.class_counts_before_crf = Some(report.class_counts);
+    report.class_counts = crf_report.class_counts;
+    report.crf = Some(crf_report);
+    report.total_s = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The model pass: read -> model -> blend -> write.
+fn run_model(
     model: &mut Model,
     input: &std::path::Path,
     outputs: &Outputs,
@@ -467,14 +513,7 @@ impl Accumulator {
                 let s = src_row + x;
                 let inv = 1.0 / self.weights[s];
                 let p = [0, 1, 2].map(|c| self.sums[c * plane + s] * inv);
-                // argmax, first index on ties
-                let mut best = 0;
-                for c in 1..NUM_CLASSES {
-                    if p[c] > p[best] {
-                        best = c;
-                    }
-                }
-                classes[i] = best as u8;
+                classes[i] = refine::argmax(&p);
                 if want_probs {
                     for c in 0..NUM_CLASSES {
                         probs[c * w * h + i] = p[c];
@@ -507,14 +546,14 @@ impl Accumulator {
 }
 
 /// The open output files of one run.
-struct Writers {
-    classes: GeoTiffWriter,
+pub(crate) struct Writers {
+    classes: Option<GeoTiffWriter>,
     probs: Option<(GeoTiffWriter, ProbsType)>,
     uncertainty: Option<GeoTiffWriter>,
 }
 
 impl Writers {
-    fn create(
+    pub(crate) fn create(
         outputs: &Outputs,
         w: usize,
         h: usize,
@@ -526,19 +565,22 @@ impl Writers {
             cog: opts.cog,
             ..WriteOptions::default()
         };
-        let classes = GeoTiffWriter::create::<u8>(
-            &outputs.classes,
-            w,
-            h,
-            1,
-            georef,
-            WriteOptions {
-                nodata: Some(NODATA as f64),
-                color_table: PALETTE.to_vec(),
-                band_descriptions: vec!["risk class (0 Low, 1 Medium, 2 High)".into()],
-                ..layout.clone()
-            },
-        )?;
+        let classes = match &outputs.classes {
+            None => None,
+            Some(path) => Some(GeoTiffWriter::create::<u8>(
+                path,
+                w,
+                h,
+                1,
+                georef,
+                WriteOptions {
+                    nodata: Some(NODATA as f64),
+                    color_table: PALETTE.to_vec(),
+                    band_descriptions: vec!["risk class (0 Low, 1 Medium, 2 High)".into()],
+                    ..layout.clone()
+                },
+            )?),
+        };
         let names: Vec<String> = crate::classes::CLASS_NAMES
             .iter()
             .map(|n| format!("P({n})"))
@@ -604,58 +646,75 @@ impl Writers {
     fn write_all(mut self, rx: Receiver<RowBand>) -> std::result::Result<(f64, [u64; 4], Self), RasterError> {
         let mut time = Duration::ZERO;
         let mut counts = [0u64; 4];
-        let mut buf_u8 = Vec::new();
-        let mut buf_f32 = Vec::new();
         for band in rx {
             let t0 = Instant::now();
-            for &c in &band.classes {
-                counts[if c == NODATA { 3 } else { c as usize }] += 1;
-            }
-            self.classes.write_band(1, band.window, &band.classes)?;
-            let n = band.window.pixels();
-            if let Some((writer, ty)) = &mut self.probs {
-                match ty {
-                    ProbsType::U8 => {
-                        buf_u8.clear();
-                        buf_u8.extend(band.probs.iter().enumerate().map(|(i, &p)| {
-                            if band.valid[i % n] {
-                                (p * 255.0).round().min(254.0) as u8
-                            } else {
-                                255
-                            }
-                        }));
-                        writer.write_bands(band.window, &buf_u8)?;
-                    }
-                    ProbsType::F32 => {
-                        buf_f32.clear();
-                        buf_f32.extend(
-                            band.probs
-                                .iter()
-                                .enumerate()
-                                .map(|(i, &p)| if band.valid[i % n] { p } else { -1.0 }),
-                        );
-                        writer.write_bands(band.window, &buf_f32)?;
-                    }
-                }
-            }
-            if let Some(writer) = &mut self.uncertainty {
-                buf_f32.clear();
-                buf_f32.extend((0..n).map(|i| {
-                    if band.valid[i] {
-                        normalised_entropy([band.probs[i], band.probs[n + i], band.probs[2 * n + i]])
-                    } else {
-                        -1.0
-                    }
-                }));
-                writer.write_band(1, band.window, &buf_f32)?;
-            }
+            self.write(&band, &mut counts)?;
             time += t0.elapsed();
         }
         Ok((time.as_secs_f64(), counts, self))
     }
 
-    fn finish(self) -> std::result::Result<(), RasterError> {
-        self.classes.finish()?;
+    /// Writes one finished band to every output and adds its classes to `counts`.
+    pub(crate) fn write(
+        &mut self,
+        band: &RowBand,
+        counts: &mut [u64; 4],
+    ) -> std::result::Result<(), RasterError> {
+        for &c in &band.classes {
+            counts[if c == NODATA { 3 } else { c as usize }] += 1;
+        }
+        if let Some(writer) = &mut self.classes {
+            writer.write_band(1, band.window, &band.classes)?;
+        }
+        let n = band.window.pixels();
+        let valid = |i: usize| band.valid[i % n];
+        if let Some((writer, ty)) = &mut self.probs {
+            match ty {
+                ProbsType::U8 => {
+                    let buf: Vec<u8> = band
+                        .probs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &p)| {
+                            if valid(i) {
+                                (p * 255.0).round().min(254.0) as u8
+                            } else {
+                                255
+                            }
+                        })
+                        .collect();
+                    writer.write_bands(band.window, &buf)?;
+                }
+                ProbsType::F32 => {
+                    let buf: Vec<f32> = band
+                        .probs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &p)| if valid(i) { p } else { -1.0 })
+                        .collect();
+                    writer.write_bands(band.window, &buf)?;
+                }
+            }
+        }
+        if let Some(writer) = &mut self.uncertainty {
+            let buf: Vec<f32> = (0..n)
+                .map(|i| {
+                    if band.valid[i] {
+                        normalised_entropy([band.probs[i], band.probs[n + i], band.probs[2 * n + i]])
+                    } else {
+                        -1.0
+                    }
+                })
+                .collect();
+            writer.write_band(1, band.window, &buf)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> std::result::Result<(), RasterError> {
+        if let Some(w) = self.classes {
+            w.finish()?;
+        }
         if let Some((w, _)) = self.probs {
             w.finish()?;
         }

@@ -4,7 +4,8 @@
 //! Data flow: [`raster`] reads windows of the input with GDAL -> tiles are normalised and
 //! batched through the ONNX Runtime session -> overlapping tile probabilities are blended
 //! -> an optional dense CRF refines them -> [`raster`] writes the class map (temporary file,
-//! renamed into place). [`metrics`] compares class maps with label rasters.
+//! renamed into place). [`engine`] runs the model pass, [`refine`] the CRF pass over
+//! the blended probabilities. [`metrics`] compares class maps with label rasters.
 //! [`crf`] is the dense CRF (pydensecrf-exact permutohedral mean-field, tiled for large
 //! rasters); [`npy`] reads and writes the `.npy` arrays of the Python reference harness.
 
@@ -14,5 +15,6 @@ pub mod engine;
 pub mod metrics;
 pub mod npy;
 pub mod raster;
+pub mod refine;
 pub mod session;
 pub mod tiling;

@@ -295,12 +295,25 @@ impl InputRaster {
     /// Reads `window` of one band (1-based) into `out` (row-major, `window.pixels()` long),
     /// converting GDAL's pixel type to `T`.
     pub fn read_band<T: GdalType + Copy>(&self, band: usize, window: Window, out: &mut [T]) -> Result<()> {
+        self.read_band_resampled(band, window, (window.width, window.height), out)
+    }
+
+    /// Reads `window` of one band resampled (nearest neighbour, GDAL's overviews when
+    /// present) to `size` = (width, height) pixels: a cheap decimated look at a large
+    /// raster, e.g. for statistics.
+    pub fn read_band_resampled<T: GdalType + Copy>(
+        &self,
+        band: usize,
+        window: Window,
+        size: (usize, usize),
+        out: &mut [T],
+    ) -> Result<()> {
         self.check_window(window)?;
         let rb = self.band(band)?;
         rb.read_into_slice(
             (window.x as isize, window.y as isize),
             (window.width, window.height),
-            (window.width, window.height),
+            size,
             out,
             None,
         )
