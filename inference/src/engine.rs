@@ -565,75 +565,62 @@ impl Writers {
             cog: opts.cog,
             ..WriteOptions::default()
         };
-        let classes = match &outputs.classes {
-            None => None,
-            Some(path) => Some(GeoTiffWriter::create::<u8>(
-                path,
-                w,
-                h,
-                1,
-                georef,
-                WriteOptions {
+        let create =
+            |path: &PathBuf, bands: usize, float: bool, options: WriteOptions| -> Result<GeoTiffWriter> {
+                Ok(if float {
+                    GeoTiffWriter::create::<f32>(path, w, h, bands, georef, options)?
+                } else {
+                    GeoTiffWriter::create::<u8>(path, w, h, bands, georef, options)?
+                })
+            };
+        let classes = outputs
+            .classes
+            .as_ref()
+            .map(|path| {
+                let options = WriteOptions {
                     nodata: Some(NODATA as f64),
                     color_table: PALETTE.to_vec(),
                     band_descriptions: vec!["risk class (0 Low, 1 Medium, 2 High)".into()],
                     ..layout.clone()
-                },
-            )?),
-        };
-        let names: Vec<String> = crate::classes::CLASS_NAMES
-            .iter()
-            .map(|n| format!("P({n})"))
-            .collect();
-        let probs = match &outputs.probs {
-            None => None,
-            Some((path, ProbsType::U8)) => Some((
-                GeoTiffWriter::create::<u8>(
-                    path,
-                    w,
-                    h,
-                    3,
-                    georef,
-                    WriteOptions {
-                        nodata: Some(255.0),
-                        band_descriptions: names,
-                        metadata: vec![("SCALE".into(), "probability x 255".into())],
-                        ..layout.clone()
-                    },
-                )?,
-                ProbsType::U8,
-            )),
-            Some((path, ProbsType::F32)) => Some((
-                GeoTiffWriter::create::<f32>(
-                    path,
-                    w,
-                    h,
-                    3,
-                    georef,
-                    WriteOptions {
-                        nodata: Some(-1.0),
-                        band_descriptions: names,
-                        ..layout.clone()
-                    },
-                )?,
-                ProbsType::F32,
-            )),
-        };
-        let uncertainty = match &outputs.uncertainty {
-            None => None,
-            Some(path) => Some(GeoTiffWriter::create::<f32>(
-                path,
-                w,
-                h,
-                1,
-                georef,
-                WriteOptions {
+                };
+                create(path, 1, false, options)
+            })
+            .transpose()?;
+        let probs = outputs
+            .probs
+            .as_ref()
+            .map(|(path, ty)| {
+                let (nodata, metadata) = match ty {
+                    ProbsType::U8 => (
+                        255.0,
+                        vec![("SCALE".to_string(), "probability x 255".to_string())],
+                    ),
+                    ProbsType::F32 => (-1.0, Vec::new()),
+                };
+                let options = WriteOptions {
+                    nodata: Some(nodata),
+                    band_descriptions: crate::classes::CLASS_NAMES
+                        .iter()
+                        .map(|n| format!("P({n})"))
+                        .collect(),
+                    metadata,
+                    ..layout.clone()
+                };
+                create(path, 3, *ty == ProbsType::F32, options).map(|writer| (writer, *ty))
+            })
+            .transpose()?;
+        let uncertainty = outputs
+            .uncertainty
+            .as_ref()
+            .map(|path| {
+                let options = WriteOptions {
                     nodata: Some(-1.0),
                     band_descriptions: vec!["normalised predictive entropy".into()],
-                    ..layout
-                },
-            )?),
-        };
+                    ..layout.clone()
+                };
+                create(path, 1, true, options)
+            })
+            .transpose()?;
         Ok(Self {
             classes,
             probs,
