@@ -62,8 +62,10 @@ pub struct EngineOptions {
     pub max_block_width: usize,
     /// Input bands (1-based) instead of the model's `risk.bands`.
     pub bands: Option<Vec<usize>>,
-    /// Output layout: overviews, COG.
-    pub overviews: Vec<i32>,
+    /// Build overviews (factors 2, 4, 8, ... while the overview's long side is at least
+    /// 256 px; with `cog`, the COG driver's own choice).
+    pub overviews: bool,
+    /// Write Cloud Optimized GeoTIFFs.
     pub cog: bool,
     /// Dense CRF refinement of the blended probabilities (off when `None`).
     pub crf: Option<CrfOptions>,
@@ -78,7 +80,7 @@ impl Default for EngineOptions {
             memory_budget: 2 << 30,
             max_block_width: 8192,
             bands: None,
-            overviews: Vec::new(),
+            overviews: false,
             cog: false,
             crf: None,
         }
@@ -174,7 +176,7 @@ pub fn run(
         uncertainty: None,
     };
     let pass1_opts = EngineOptions {
-        overviews: Vec::new(),
+        overviews: false,
         cog: false,
         ..opts.clone()
     };
@@ -561,7 +563,11 @@ impl Writers {
         opts: &EngineOptions,
     ) -> Result<Self> {
         let layout = WriteOptions {
-            overviews: opts.overviews.clone(),
+            overviews: if opts.overviews {
+                overview_factors(w, h)
+            } else {
+                Vec::new()
+            },
             cog: opts.cog,
             ..WriteOptions::default()
         };
@@ -712,6 +718,15 @@ impl Writers {
     }
 }
 
+/// Overview factors 2, 4, 8, ... while the overview's long side stays >= 256 px.
+pub fn overview_factors(width: usize, height: usize) -> Vec<i32> {
+    let long = width.max(height);
+    (1..)
+        .map(|k| 1i32 << k)
+        .take_while(|&f| long / f as usize >= 256)
+        .collect()
+}
+
 /// Entropy of a class distribution divided by its maximum, `ln 3`: 0 for a one-hot
 /// prediction, 1 for a uniform one.
 pub fn normalised_entropy(p: [f32; NUM_CLASSES]) -> f32 {
@@ -722,6 +737,13 @@ pub fn normalised_entropy(p: [f32; NUM_CLASSES]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overviews_stop_at_256_pixels() {
+        assert_eq!(overview_factors(512, 300), vec![2]);
+        assert_eq!(overview_factors(8192, 100), vec![2, 4, 8, 16, 32]);
+        assert!(overview_factors(300, 200).is_empty());
+    }
 
     #[test]
     fn entropy_is_zero_for_one_hot_and_one_for_uniform() {

@@ -547,3 +547,27 @@ fn crf_in_tiles_agrees_with_one_crf_tile() {
     let agree = a.iter().zip(&b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64;
     assert!(agree >= 0.995, "tiled CRF agrees with whole on {agree:.5}");
 }
+
+#[test]
+fn cog_and_overviews_are_what_gdal_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("scene512.tif");
+    let (cog, ovr) = (dir.path().join("cog.tif"), dir.path().join("ovr.tif"));
+    let o = risk_infer(&[&input, &"-o", &cog, &"--cog"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = risk_infer(&[&input, &"-o", &ovr, &"--overviews"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let gdalinfo =
+        |p: &Path| String::from_utf8(Command::new("gdalinfo").arg(p).output().unwrap().stdout).unwrap();
+    let (c, v) = (gdalinfo(&cog), gdalinfo(&ovr));
+    assert!(c.contains("LAYOUT=COG"), "{c}");
+    // 512 px: one overview level (256 px) by our rule; none by the COG driver's (its
+    // overviews stop at the 512 px block size).
+    assert!(v.contains("Overviews: 256x256\n"), "{v}");
+    assert!(c.contains("Color Table") && c.contains("NoData Value=255"), "{c}");
+    // Same classes as a plain run.
+    let plain = dir.path().join("plain.tif");
+    assert!(risk_infer(&[&input, &"-o", &plain]).status.success());
+    assert!(read_u8(&plain).2 == read_u8(&cog).2);
+    assert_eq!(files_in(dir.path()), vec!["cog.tif", "ovr.tif", "plain.tif"]);
+}

@@ -114,10 +114,10 @@ struct Cli {
     /// Colour bands of the CRF's bilateral kernel, 1-based (default: the model's first three).
     #[arg(long, value_delimiter = ',', num_args = 3)]
     crf_bands: Option<Vec<usize>>,
-    /// Build overviews (2, 4, 8, ... down to 256 px).
+    /// Build overviews (factors 2, 4, 8, ... while the overview is at least 256 px).
     #[arg(long)]
     overviews: bool,
-    /// Write Cloud Optimized GeoTIFFs (with overviews).
+    /// Write Cloud Optimized GeoTIFFs (internal overviews chosen by GDAL's COG driver).
     #[arg(long)]
     cog: bool,
     /// Only errors on stderr; no progress bar.
@@ -340,18 +340,14 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
             c.bands
         );
     }
-    let overviews: Vec<i32> = if cli.overviews || cli.cog {
-        vec![2, 4, 8, 16, 32, 64]
-    } else {
-        Vec::new()
-    };
+
     let opts = EngineOptions {
         tile: cli.tile,
         overlap: cli.overlap,
         batch: cli.batch,
         memory_budget: cli.memory_budget,
         bands: cli.bands.clone(),
-        overviews,
+        overviews: cli.overviews || cli.cog,
         cog: cli.cog,
         crf,
         ..EngineOptions::default()
