@@ -114,6 +114,102 @@ pub fn embed<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> Simplex<D> {
     }
 }
 
+/// The barycentric weights of [`embed`] alone, written without branches or indexed
+/// stores so that a loop over pixels vectorises ([`barys`]); equal to `embed(f).bary`
+/// bit for bit (`tests` below).
+#[inline(always)]
+pub fn bary_of<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> [f32; MAX_D + 1] {
+    let dp1 = (D + 1) as f32;
+    let down = 1.0f32 / dp1;
+    let mut e = [0f32; MAX_D + 1];
+    let mut sm = 0f32;
+    for j in (1..=D).rev() {
+        let cf = f[j - 1] * scale[j - 1];
+        e[j] = sm - j as f32 * cf;
+        sm += cf;
+    }
+    e[0] = sm;
+    let mut rem0 = [0f32; MAX_D + 1];
+    let mut sum = 0i32;
+    for i in 0..=D {
+        let v = (e[i] * down).round_ties_even();
+        rem0[i] = v * dp1;
+        sum += v as i32;
+    }
+    let mut rank = [0i32; MAX_D + 1];
+    for i in 0..D {
+        let di = e[i] - rem0[i];
+        for j in i + 1..=D {
+            let lt = (di < e[j] - rem0[j]) as i32;
+            rank[i] += lt;
+            rank[j] += 1 - lt;
+        }
+    }
+    for i in 0..=D {
+        let r = rank[i] + sum;
+        let fix = (r < 0) as i32 - (r > D as i32) as i32;
+        rank[i] = r + fix * (D as i32 + 1);
+        rem0[i] += fix as f32 * dp1;
+    }
+    let mut b = [0f32; MAX_D + 2];
+    for i in 0..=D {
+        let v = (e[i] - rem0[i]) * down;
+        for (k, bk) in b.iter_mut().enumerate().take(D + 2) {
+            *bk += if rank[i] == D as i32 - k as i32 { v } else { 0.0 };
+            *bk -= if rank[i] == D as i32 - k as i32 + 1 {
+                v
+            } else {
+                0.0
+            };
+        }
+    }
+    b[0] += 1.0 + b[D + 1];
+    let mut out = [0f32; MAX_D + 1];
+    out[..=D].copy_from_slice(&b[..=D]);
+    out
+}
+
+/// Barycentric weights (pixels, D+1) of the pixels `i0 .. i0 + out.len() / (D+1)`;
+/// `features(i)` gives pixel `i`'s feature vector. AVX2 build where the CPU has it (the
+/// same operations: Rust never fuses `a * b + c`, so the same bits).
+pub fn barys<const D: usize>(
+    i0: usize,
+    out: &mut [f32],
+    scale: &[f32; D],
+    features: impl Fn(usize) -> [f32; D] + Copy,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked); the body is safe code.
+        return unsafe { barys_avx2(i0, out, scale, features) };
+    }
+    barys_generic(i0, out, scale, features)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn barys_avx2<const D: usize>(
+    i0: usize,
+    out: &mut [f32],
+    scale: &[f32; D],
+    features: impl Fn(usize) -> [f32; D] + Copy,
+) {
+    barys_generic(i0, out, scale, features)
+}
+
+#[inline(always)]
+fn barys_generic<const D: usize>(
+    i0: usize,
+    out: &mut [f32],
+    scale: &[f32; D],
+    features: impl Fn(usize) -> [f32; D] + Copy,
+) {
+    for (k, o) in out.chunks_exact_mut(D + 1).enumerate() {
+        let b = bary_of::<D>(&features(i0 + k), scale);
+        o.copy_from_slice(&b[..=D]);
+    }
+}
+
 impl<const D: usize> Simplex<D> {
     /// Key (first D components) of simplex vertex `r`.
     #[inline]
@@ -247,10 +343,9 @@ impl<const D: usize> KeyTable<D> {
 
 /// A built lattice for one kernel over a `width x height` pixel grid.
 pub struct Lattice<const D: usize> {
-    /// Simplex vertex ids per pixel, (N, D+1).
+    /// Simplex vertex ids per pixel, (N, D+1). (The barycentric weights are not stored:
+    /// [`barys`] recomputes them from the features, 24 bytes per pixel less for D = 5.)
     pub ids: Vec<u32>,
-    /// Barycentric weights, (N, D+1).
-    pub bary: Vec<f32>,
     /// Blur neighbours `[n1, n2]` per vertex and axis, (M, D+1); `M` = missing (zero vertex).
     pub neighbours: Vec<[u32; 2]>,
     /// Number of lattice vertices M.
@@ -271,54 +366,59 @@ impl<const D: usize> Lattice<D> {
         // thousand vertices); the merge pays for the vertices that bands share.
         let chunk = n.div_ceil(threads * 4).clamp(1, 65_536);
         let mut ids = vec![0u32; n * (D + 1)];
-        let mut bary = vec![0f32; n * (D + 1)];
-        // Pass 1: band-local tables; `ids` holds band-local ids.
-        let locals: Vec<KeyTable<D>> = ids
-            .par_chunks_mut(chunk * (D + 1))
-            .zip(bary.par_chunks_mut(chunk * (D + 1)))
-            .enumerate()
-            .map(|(c, (ids, bary))| {
-                let len = ids.len() / (D + 1);
-                let mut table = KeyTable::<D>::with_capacity(len / 4);
-                let mut f = [0f32; D];
-                // The previous pixel's vertices: neighbours mostly share them.
-                let mut prev: [([i32; D], u32); MAX_D + 1] = [([i32::MIN; D], 0); MAX_D + 1];
-                for k in 0..len {
-                    features(c * chunk + k, &mut f);
-                    let s = embed::<D>(&f, &scale);
-                    let mut cur = prev;
-                    for r in 0..=D {
-                        let key = s.key(r);
-                        let id = match prev[..=D].iter().find(|(pk, _)| *pk == key) {
-                            Some(&(_, id)) => id,
-                            None => table.find_or_insert(&key),
-                        };
-                        cur[r] = (key, id);
-                        ids[k * (D + 1) + r] = id;
+        // Bands are built in waves of a few per thread, each wave merged into the global
+        // table (band order) and dropped at once: only one wave of band tables is alive,
+        // and the global table grows to the vertex count (not to the sum over bands).
+        let mut global = KeyTable::<D>::with_capacity(n / 16);
+        let mut t_local = std::time::Duration::ZERO;
+        let wave = chunk * threads * 2;
+        for (w, ids) in ids.chunks_mut(wave * (D + 1)).enumerate() {
+            let t = std::time::Instant::now();
+            // Band-local tables; `ids` holds band-local ids.
+            let locals: Vec<KeyTable<D>> = ids
+                .par_chunks_mut(chunk * (D + 1))
+                .enumerate()
+                .map(|(c, ids)| {
+                    let first = w * wave + c * chunk;
+                    let len = ids.len() / (D + 1);
+                    let mut table = KeyTable::<D>::with_capacity(len / 4);
+                    let mut f = [0f32; D];
+                    // The previous pixel's vertices: neighbours mostly share them.
+                    let mut prev: [([i32; D], u32); MAX_D + 1] = [([i32::MIN; D], 0); MAX_D + 1];
+                    for k in 0..len {
+                        features(first + k, &mut f);
+                        let s = embed::<D>(&f, &scale);
+                        let mut cur = prev;
+                        for r in 0..=D {
+                            let key = s.key(r);
+                            let id = match prev[..=D].iter().find(|(pk, _)| *pk == key) {
+                                Some(&(_, id)) => id,
+                                None => table.find_or_insert(&key),
+                            };
+                            cur[r] = (key, id);
+                            ids[k * (D + 1) + r] = id;
+                        }
+                        prev = cur;
                     }
-                    prev = cur;
-                    bary[k * (D + 1)..(k + 1) * (D + 1)].copy_from_slice(&s.bary[..=D]);
-                }
-                table
-            })
-            .collect();
-        let t_embed = std::time::Instant::now();
-        // Pass 2: merge the band tables in band order.
-        let total: usize = locals.iter().map(KeyTable::len).sum();
-        let mut global = KeyTable::<D>::with_capacity(total);
-        let remaps: Vec<Vec<u32>> = locals
-            .iter()
-            .map(|t| t.keys().iter().map(|k| global.find_or_insert(k)).collect())
-            .collect();
-        drop(locals);
-        ids.par_chunks_mut(chunk * (D + 1))
-            .zip(remaps.par_iter())
-            .for_each(|(ids, remap)| {
-                for v in ids {
-                    *v = remap[*v as usize];
-                }
-            });
-        drop(remaps);
+                    table
+                })
+                .collect();
+            t_local += t.elapsed();
+            // Merge in band order, then map the band-local ids to global ones.
+            let remaps: Vec<Vec<u32>> = locals
+                .iter()
+                .map(|t| t.keys().iter().map(|k| global.find_or_insert(k)).collect())
+                .collect();
+            drop(locals);
+            ids.par_chunks_mut(chunk * (D + 1))
+                .zip(remaps.par_iter())
+                .for_each(|(ids, remap)| {
+                    for v in ids {
+                        *v = remap[*v as usize];
+                    }
+                });
+        }
+        let t_embed = t_start + t_local;
         let t_merge = std::time::Instant::now();
         // Pass 3: blur neighbours of every vertex along every axis.
         let m = global.len();
@@ -346,7 +446,6 @@ impl<const D: usize> Lattice<D> {
         }
         Lattice {
             ids,
-            bary,
             neighbours,
             vertices: m,
         }
@@ -360,7 +459,7 @@ impl<const D: usize> Lattice<D> {
 
     /// Bytes held per pixel and per vertex (for the memory figures in the docs).
     pub fn heap_bytes(&self) -> usize {
-        self.ids.len() * 4 + self.bary.len() * 4 + self.neighbours.len() * 8
+        self.ids.len() * 4 + self.neighbours.len() * 8
     }
 
     /// `alpha = 1 / (1 + 2^-D)` as pydensecrf computes it (float).
@@ -369,14 +468,26 @@ impl<const D: usize> Lattice<D> {
     }
 
     /// Filters one channel exactly as pydensecrf's scalar path (value size 1):
-    /// splat `in`, blur axes 0..=D, slice with `(b * V) * alpha`. Used for the normaliser.
-    pub fn filter_scalar(&self, input: &[f32]) -> Vec<f32> {
+    /// splat `in`, blur axes 0..=D, slice with `(b * V) * alpha`. Used for the normaliser;
+    /// `features` as given to [`Lattice::build`].
+    pub fn filter_scalar(
+        &self,
+        input: &[f32],
+        features: impl Fn(usize) -> [f32; D] + Copy + Sync,
+    ) -> Vec<f32> {
+        const B: usize = 256;
         let m = self.vertices;
+        let scale = scale_factors::<D>();
         let mut vals = vec![0f32; m + 1];
-        for (i, &x) in input.iter().enumerate() {
-            let ids = self.simplex_ids(i);
-            for r in 0..=D {
-                vals[ids[r] as usize] += self.bary[i * (D + 1) + r] * x;
+        let mut w = vec![0f32; B * (D + 1)];
+        for i0 in (0..input.len()).step_by(B) {
+            let len = B.min(input.len() - i0);
+            barys::<D>(i0, &mut w[..len * (D + 1)], &scale, features);
+            for k in 0..len {
+                let ids = self.simplex_ids(i0 + k);
+                for r in 0..=D {
+                    vals[ids[r] as usize] += w[k * (D + 1) + r] * input[i0 + k];
+                }
             }
         }
         let mut tmp = vec![0f32; m + 1];
@@ -388,17 +499,20 @@ impl<const D: usize> Lattice<D> {
             std::mem::swap(&mut vals, &mut tmp);
         }
         let alpha = Self::alpha();
-        (0..input.len())
-            .into_par_iter()
-            .map(|i| {
-                let ids = self.simplex_ids(i);
-                let mut out = 0f32;
+        let mut out = vec![0f32; input.len()];
+        out.par_chunks_mut(B).enumerate().for_each(|(c, out)| {
+            let mut w = [0f32; B * (MAX_D + 1)];
+            barys::<D>(c * B, &mut w[..out.len() * (D + 1)], &scale, features);
+            for (k, o) in out.iter_mut().enumerate() {
+                let ids = self.simplex_ids(c * B + k);
+                let mut acc = 0f32;
                 for r in 0..=D {
-                    out += (self.bary[i * (D + 1) + r] * vals[ids[r] as usize]) * alpha;
+                    acc += (w[k * (D + 1) + r] * vals[ids[r] as usize]) * alpha;
                 }
-                out
-            })
-            .collect()
+                *o = acc;
+            }
+        });
+        out
     }
 }
 
@@ -429,7 +543,7 @@ mod tests {
         for i in 0..w * h {
             feat(i, &mut f);
             let s = embed::<5>(&f, &scale);
-            assert_eq!(&lat.bary[i * 6..i * 6 + 6], &s.bary[..6]);
+            assert_eq!(bary_of::<5>(&f, &scale), s.bary);
             for r in 0..=5 {
                 let id = table.find_or_insert(&s.key(r)) as usize;
                 if id == to_lat.len() {

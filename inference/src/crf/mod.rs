@@ -51,9 +51,11 @@
 //! The 8192x8192 tiled figures are in `bench/crf_vs_pydensecrf.sh`'s output (see the
 //! report of issue 5).
 
+pub mod grid;
 pub mod lattice;
 pub mod simd;
 
+use grid::Grid;
 use lattice::{Lattice, Value};
 use rayon::prelude::*;
 use simd::Isa;
@@ -245,7 +247,7 @@ pub fn dense_crf_in_place(
     tracing::debug!(
         build_s = (t1 - t0).as_secs_f64(),
         inference_s = t1.elapsed().as_secs_f64(),
-        gaussian_vertices = crf.gauss.lattice.vertices,
+        gaussian_vertices = crf.gauss.grid.vertices(),
         bilateral_vertices = crf.bilat.lattice.vertices,
         "dense CRF on {width}x{height}"
     );
@@ -254,7 +256,7 @@ pub fn dense_crf_in_place(
             "risk-crf timing: {width}x{height} build {:.3} s, inference {:.3} s, vertices gaussian {} bilateral {}",
             (t1 - t0).as_secs_f64(),
             t1.elapsed().as_secs_f64(),
-            crf.gauss.lattice.vertices,
+            crf.gauss.grid.vertices(),
             crf.bilat.lattice.vertices
         );
     }
@@ -334,43 +336,69 @@ fn check_finite(what: &'static str, buf: &[f32], width: usize, height: usize) ->
     }
 }
 
-/// One pairwise term: lattice, per-pixel `NORMALIZE_SYMMETRIC` factors, Potts weight.
+/// One pairwise term: lattice and Potts weight. The `NORMALIZE_SYMMETRIC` factors
+/// `1/sqrt(K·1)` are not stored: every splat carries a 1 in the unused lane 3 of the
+/// vertex values, so every slice returns `K·1` of its pixel next to the messages.
 struct Kernel<const D: usize> {
     lattice: Lattice<D>,
-    /// `1/sqrt(K·1 + 1e-20)` per pixel, (N,).
-    norm: Vec<f32>,
     /// Potts weight w (the compatibility applies `-w`).
     compat: f32,
 }
 
 impl<const D: usize> Kernel<D> {
-    fn new(n: usize, compat: f32, features: impl Fn(usize, &mut [f32; D]) + Sync) -> Self {
-        let lattice = Lattice::<D>::build(n, features);
+    fn new(n: usize, compat: f32, features: impl Fn(usize) -> [f32; D] + Copy + Sync) -> Self {
+        let lattice = Lattice::<D>::build(n, |i, f| *f = features(i));
+        Kernel { lattice, compat }
+    }
+}
+
+/// The Gaussian term: its regular lattice ([`grid`]) and Potts weight.
+struct GaussKernel {
+    grid: Grid,
+    compat: f32,
+}
+
+impl GaussKernel {
+    fn new(width: usize, height: usize, sxy: f32, compat: f32) -> Self {
         let t = std::time::Instant::now();
-        let ones = vec![1f32; n];
-        let k1 = lattice.filter_scalar(&ones);
+        let grid = Grid::new(width, height, sxy);
         if std::env::var_os("RISK_CRF_TIMING").is_some() {
-            eprintln!(
-                "risk-crf lattice d={D}: normaliser {:.3} s",
-                t.elapsed().as_secs_f64()
-            );
+            eprintln!("risk-crf grid d=2: build {:.3} s", t.elapsed().as_secs_f64());
         }
-        let norm = k1
-            .into_par_iter()
-            .map(|k| (1.0 / (k as f64 + 1e-20).sqrt()) as f32)
-            .collect();
-        Kernel {
-            lattice,
-            norm,
-            compat,
-        }
+        GaussKernel { grid, compat }
+    }
+}
+
+/// Bilateral features as pydensecrf's `DenseCRF2D::addPairwiseBilateral`: `int / float`
+/// in float32, `[x/sxy, y/sxy, r/srgb, g/srgb, b/srgb]`.
+#[derive(Clone, Copy)]
+struct BilateralFeatures<'a> {
+    rgb: &'a [u8],
+    width: usize,
+    sxy: f32,
+    srgb: f32,
+}
+
+impl BilateralFeatures<'_> {
+    #[inline(always)]
+    fn at(&self, i: usize) -> [f32; 5] {
+        let c = &self.rgb[3 * i..3 * i + 3];
+        [
+            (i % self.width) as f32 / self.sxy,
+            (i / self.width) as f32 / self.sxy,
+            c[0] as f32 / self.srgb,
+            c[1] as f32 / self.srgb,
+            c[2] as f32 / self.srgb,
+        ]
     }
 }
 
 /// The two kernels of one image, ready for mean-field inference.
-struct DenseCrf {
-    gauss: Kernel<2>,
+struct DenseCrf<'a> {
+    gauss: GaussKernel,
     bilat: Kernel<5>,
+    /// The bilateral barycentric weights are recomputed from these in every pass.
+    bfeat: BilateralFeatures<'a>,
     isa: Isa,
 }
 
@@ -383,6 +411,11 @@ struct Scratch {
     out_b: Vec<Value>,
     t: [Vec<f32>; 3],
     q: Vec<Value>,
+    ids_g: Vec<u32>,
+    w_g: Vec<f32>,
+    w_b: Vec<f32>,
+    norm_g: Vec<f32>,
+    norm_b: Vec<f32>,
 }
 
 impl Scratch {
@@ -392,30 +425,32 @@ impl Scratch {
             out_b: vec![[0.0; 4]; BLOCK],
             t: [vec![0.0; BLOCK], vec![0.0; BLOCK], vec![0.0; BLOCK]],
             q: vec![[0.0; 4]; BLOCK],
+            ids_g: vec![0; 3 * BLOCK],
+            w_g: vec![0.0; 3 * BLOCK],
+            w_b: vec![0.0; 6 * BLOCK],
+            norm_g: vec![0.0; BLOCK],
+            norm_b: vec![0.0; BLOCK],
         }
     }
 }
 
-impl DenseCrf {
-    fn new(rgb: &[u8], width: usize, height: usize, p: &CrfParams) -> Self {
+impl<'a> DenseCrf<'a> {
+    fn new(rgb: &'a [u8], width: usize, height: usize, p: &CrfParams) -> Self {
         let n = width * height;
         // Features as pydensecrf's DenseCRF2D: `int / float` in float32.
         let (gs, bs, cs) = (p.gaussian_sxy, p.bilateral_sxy, p.bilateral_srgb);
-        let gauss = Kernel::<2>::new(n, p.gaussian_compat, |i, f| {
-            *f = [(i % width) as f32 / gs, (i / width) as f32 / gs];
-        });
-        let bilat = Kernel::<5>::new(n, p.bilateral_compat, |i, f| {
-            *f = [
-                (i % width) as f32 / bs,
-                (i / width) as f32 / bs,
-                rgb[3 * i] as f32 / cs,
-                rgb[3 * i + 1] as f32 / cs,
-                rgb[3 * i + 2] as f32 / cs,
-            ];
-        });
+        let gauss = GaussKernel::new(width, height, gs, p.gaussian_compat);
+        let bfeat = BilateralFeatures {
+            rgb,
+            width,
+            sxy: bs,
+            srgb: cs,
+        };
+        let bilat = Kernel::<5>::new(n, p.bilateral_compat, move |i| bfeat.at(i));
         DenseCrf {
             gauss,
             bilat,
+            bfeat,
             isa: Isa::detect(),
         }
     }
@@ -426,19 +461,30 @@ impl DenseCrf {
         let threads = rayon::current_num_threads().max(1);
         let chunk = n.div_ceil(threads).div_ceil(BLOCK).max(1) * BLOCK;
         let parts = n.div_ceil(chunk);
-        let (mg, mb) = (self.gauss.lattice.vertices, self.bilat.lattice.vertices);
+        let (lg, mb) = (self.gauss.grid.len(), self.bilat.lattice.vertices);
         // Per-part splat targets (part 0's are the reduced "next" values), plus the blurred
         // "current" values that the next pass slices from.
-        let mut next_g: Vec<Vec<Value>> = (0..parts).map(|_| vec![[0.0; 4]; mg + 1]).collect();
+        let mut next_g: Vec<Vec<Value>> = (0..parts).map(|_| vec![[0.0; 4]; lg]).collect();
         let mut next_b: Vec<Vec<Value>> = (0..parts).map(|_| vec![[0.0; 4]; mb + 1]).collect();
-        let mut cur_g = vec![[0.0f32; 4]; mg + 1];
+        let mut cur_g = vec![[0.0f32; 4]; lg];
         let mut cur_b = vec![[0.0f32; 4]; mb + 1];
-        for it in 0..=iterations {
-            let first = it == 0;
-            let last = it == iterations;
-            if !first {
-                reduce_and_blur(self.isa, &mut next_g, &mut cur_g, &self.gauss.lattice);
-                reduce_and_blur(self.isa, &mut next_b, &mut cur_b, &self.bilat.lattice);
+        let grid = &self.gauss.grid;
+        let bl = &self.bilat.lattice;
+        let isa = self.isa;
+        // Step 0 splats only the ones (lane 3) that give the normalisers; step 1 computes
+        // Q = softmax(-U), steps 2.. the mean-field updates.
+        for step in 0..=iterations + 1 {
+            let (prep, first, last) = (step == 0, step == 1, step == iterations + 1);
+            if !prep {
+                reduce_and_blur(&mut next_g, &mut cur_g, 3, lg, |axis, src, dst| {
+                    grid.blur(axis, src, dst)
+                });
+                reduce_and_blur(&mut next_b, &mut cur_b, 6, mb, |axis, src, dst| {
+                    const VCHUNK: usize = 1 << 14;
+                    dst[..mb].par_chunks_mut(VCHUNK).enumerate().for_each(|(c, out)| {
+                        simd::blur(isa, src, &bl.neighbours, 6, axis, c * VCHUNK, out);
+                    });
+                });
             }
             let (p0, rest) = buf.split_at_mut(n);
             let (p1, p2) = rest.split_at_mut(n);
@@ -453,8 +499,7 @@ impl DenseCrf {
                         [u0, u1, u2],
                         (&cur_g, &cur_b),
                         (ng, nb),
-                        first,
-                        last,
+                        [prep, first, last],
                     );
                 });
         }
@@ -469,22 +514,37 @@ impl DenseCrf {
         planes: [&mut [f32]; 3],
         cur: (&[Value], &[Value]),
         next: (&mut [Value], &mut [Value]),
-        first: bool,
-        last: bool,
+        [prep, first, last]: [bool; 3],
     ) {
         let (g, b) = (&self.gauss, &self.bilat);
-        let (ag, ab) = (Lattice::<2>::alpha(), Lattice::<5>::alpha());
+        let (ag, ab) = (1.0f32 / (1.0f32 + 2.0f32.powf(-2.0)), Lattice::<5>::alpha());
         let (wg, wb) = (-g.compat, -b.compat);
         let mut s = Scratch::new();
+        let scale_b = lattice::scale_factors::<5>();
         let len = planes[0].len();
         let [u0, u1, u2] = planes;
         for k0 in (0..len).step_by(BLOCK) {
             let bl = BLOCK.min(len - k0);
             let i0 = start + k0;
-            let ids_g = &g.lattice.ids[i0 * 3..(i0 + bl) * 3];
+            g.grid.simplices(i0, &mut s.ids_g[..bl * 3], &mut s.w_g[..bl * 3]);
+            let (ids_g, wgt_g) = (&s.ids_g[..bl * 3], &s.w_g[..bl * 3]);
             let ids_b = &b.lattice.ids[i0 * 6..(i0 + bl) * 6];
-            let wgt_g = &g.lattice.bary[i0 * 3..(i0 + bl) * 3];
-            let wgt_b = &b.lattice.bary[i0 * 6..(i0 + bl) * 6];
+            let bf = self.bfeat;
+            lattice::barys::<5>(i0, &mut s.w_b[..bl * 6], &scale_b, move |i| bf.at(i));
+            let wgt_b = &s.w_b[..bl * 6];
+            if prep {
+                s.q[..bl].fill([0.0, 0.0, 0.0, 1.0]);
+                simd::scatter(self.isa, next.0, ids_g, wgt_g, &s.q[..bl]);
+                simd::scatter(self.isa, next.1, ids_b, wgt_b, &s.q[..bl]);
+                continue;
+            }
+            simd::gather(self.isa, cur.0, ids_g, wgt_g, ag, &mut s.out_g[..bl]);
+            simd::gather(self.isa, cur.1, ids_b, wgt_b, ab, &mut s.out_b[..bl]);
+            // norm = 1/sqrt(K·1 + 1e-20), K·1 from lane 3 of the slices.
+            for k in 0..bl {
+                s.norm_g[k] = (1.0 / (s.out_g[k][3] as f64 + 1e-20).sqrt()) as f32;
+                s.norm_b[k] = (1.0 / (s.out_b[k][3] as f64 + 1e-20).sqrt()) as f32;
+            }
             if first {
                 for k in 0..bl {
                     s.t[0][k] = -u0[k0 + k];
@@ -492,10 +552,8 @@ impl DenseCrf {
                     s.t[2][k] = -u2[k0 + k];
                 }
             } else {
-                simd::gather(self.isa, cur.0, ids_g, wgt_g, ag, &mut s.out_g[..bl]);
-                simd::gather(self.isa, cur.1, ids_b, wgt_b, ab, &mut s.out_b[..bl]);
                 for k in 0..bl {
-                    let (ng, nb) = (g.norm[i0 + k], b.norm[i0 + k]);
+                    let (ng, nb) = (s.norm_g[k], s.norm_b[k]);
                     let (og, ob) = (s.out_g[k], s.out_b[k]);
                     let u = [u0[k0 + k], u1[k0 + k], u2[k0 + k]];
                     for c in 0..LABELS {
@@ -512,32 +570,34 @@ impl DenseCrf {
                 continue;
             }
             for k in 0..bl {
-                let ng = g.norm[i0 + k];
-                s.q[k] = [s.t[0][k] * ng, s.t[1][k] * ng, s.t[2][k] * ng, 0.0];
+                let ng = s.norm_g[k];
+                s.q[k] = [s.t[0][k] * ng, s.t[1][k] * ng, s.t[2][k] * ng, 1.0];
             }
             simd::scatter(self.isa, next.0, ids_g, wgt_g, &s.q[..bl]);
             for k in 0..bl {
-                let nb = b.norm[i0 + k];
-                s.q[k] = [s.t[0][k] * nb, s.t[1][k] * nb, s.t[2][k] * nb, 0.0];
+                let nb = s.norm_b[k];
+                s.q[k] = [s.t[0][k] * nb, s.t[1][k] * nb, s.t[2][k] * nb, 1.0];
             }
             simd::scatter(self.isa, next.1, ids_b, wgt_b, &s.q[..bl]);
         }
     }
 }
 
-/// Sums the per-part splats into part 0, blurs along axes 0..=D (ping-pong between part 0
-/// and `cur`), leaves the result in `cur` and zeroes every part for the next splat.
-fn reduce_and_blur<const D: usize>(
-    isa: Isa,
+/// Sums the per-part splats into part 0, blurs along `axes` axes with `blur_axis(axis, src,
+/// dst)` (ping-pong between part 0 and `cur`), leaves the result in `cur` and zeroes every
+/// part for the next splat. `m`: values that the splat writes (the rest stay zero).
+fn reduce_and_blur(
     parts: &mut [Vec<Value>],
     cur: &mut Vec<Value>,
-    lat: &Lattice<D>,
+    axes: usize,
+    m: usize,
+    blur_axis: impl Fn(usize, &[Value], &mut [Value]),
 ) {
     const VCHUNK: usize = 1 << 14;
     let (head, tail) = parts.split_at_mut(1);
     let acc = &mut head[0];
     if !tail.is_empty() {
-        acc.par_chunks_mut(VCHUNK).enumerate().for_each(|(c, dst)| {
+        acc[..m].par_chunks_mut(VCHUNK).enumerate().for_each(|(c, dst)| {
             for other in tail.iter() {
                 for (d, s) in dst.iter_mut().zip(&other[c * VCHUNK..]) {
                     for l in 0..4 {
@@ -547,14 +607,8 @@ fn reduce_and_blur<const D: usize>(
             }
         });
     }
-    let m = lat.vertices;
-    let blur_axis = |axis: usize, src: &[Value], dst: &mut [Value]| {
-        dst[..m].par_chunks_mut(VCHUNK).enumerate().for_each(|(c, out)| {
-            simd::blur(isa, src, &lat.neighbours, D + 1, axis, c * VCHUNK, out);
-        });
-    };
     let mut in_cur = false;
-    for axis in 0..=D {
+    for axis in 0..axes {
         if in_cur {
             blur_axis(axis, cur, acc);
         } else {
@@ -566,7 +620,7 @@ fn reduce_and_blur<const D: usize>(
         std::mem::swap(acc, cur);
     }
     for p in parts.iter_mut() {
-        p.par_chunks_mut(VCHUNK).for_each(|c| c.fill([0.0; 4]));
+        p[..m].par_chunks_mut(VCHUNK).for_each(|c| c.fill([0.0; 4]));
     }
 }
 
