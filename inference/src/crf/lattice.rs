@@ -169,45 +169,139 @@ pub fn bary_of<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> [f32; MAX_D + 
     out
 }
 
-/// Barycentric weights (pixels, D+1) of the pixels `i0 .. i0 + out.len() / (D+1)`;
-/// `features(i)` gives pixel `i`'s feature vector. AVX2 build where the CPU has it (the
-/// same operations: Rust never fuses `a * b + c`, so the same bits).
-pub fn barys<const D: usize>(
-    i0: usize,
-    out: &mut [f32],
-    scale: &[f32; D],
-    features: impl Fn(usize) -> [f32; D] + Copy,
-) {
+/// Barycentric weights (pixels, D+1) of the pixels `i0 .. i0 + out.len() / (D+1)` of an
+/// image `width` pixels wide; `features(i, x, y)` gives pixel `i`'s feature vector. AVX2
+/// build where the CPU has it (the same operations: Rust never fuses `a * b + c`, so the
+/// same bits as [`bary_of`]).
+pub fn barys<const D: usize, F>(i0: usize, width: usize, out: &mut [f32], scale: &[f32; D], features: F)
+where
+    F: Fn(usize, usize, usize) -> [f32; D] + Copy,
+{
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked); the body is safe code.
-        return unsafe { barys_avx2(i0, out, scale, features) };
+        return unsafe { barys_avx2(i0, width, out, scale, features) };
     }
-    barys_generic(i0, out, scale, features)
+    barys_generic(i0, width, out, scale, features)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn barys_avx2<const D: usize>(
+unsafe fn barys_avx2<const D: usize, F>(
     i0: usize,
+    width: usize,
     out: &mut [f32],
     scale: &[f32; D],
-    features: impl Fn(usize) -> [f32; D] + Copy,
-) {
-    barys_generic(i0, out, scale, features)
+    features: F,
+) where
+    F: Fn(usize, usize, usize) -> [f32; D] + Copy,
+{
+    barys_generic(i0, width, out, scale, features)
 }
 
+/// Lanes of [`bary_lanes`].
+const LANES: usize = 8;
+
+// Index loops over lanes are the point here: they are what the vectoriser turns into
+// one SIMD operation each.
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
-fn barys_generic<const D: usize>(
-    i0: usize,
-    out: &mut [f32],
-    scale: &[f32; D],
-    features: impl Fn(usize) -> [f32; D] + Copy,
-) {
-    for (k, o) in out.chunks_exact_mut(D + 1).enumerate() {
-        let b = bary_of::<D>(&features(i0 + k), scale);
-        o.copy_from_slice(&b[..=D]);
+fn barys_generic<const D: usize, F>(i0: usize, width: usize, out: &mut [f32], scale: &[f32; D], features: F)
+where
+    F: Fn(usize, usize, usize) -> [f32; D] + Copy,
+{
+    let n = out.len() / (D + 1);
+    let width = width.max(1);
+    let (mut x, mut y) = (i0 % width, i0 / width);
+    let mut f = [[0f32; LANES]; MAX_D];
+    let mut b = [[0f32; LANES]; MAX_D + 1];
+    let mut k = 0;
+    while k < n {
+        let len = LANES.min(n - k);
+        for l in 0..len {
+            let fl = features(i0 + k + l, x, y);
+            for j in 0..D {
+                f[j][l] = fl[j];
+            }
+            x += 1;
+            if x == width {
+                x = 0;
+                y += 1;
+            }
+        }
+        bary_lanes::<D>(&f, scale, &mut b);
+        for l in 0..len {
+            for r in 0..=D {
+                out[(k + l) * (D + 1) + r] = b[r][l];
+            }
+        }
+        k += len;
     }
+}
+
+/// [`bary_of`] for `LANES` pixels at once, every step a loop over the lanes (vectorises).
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn bary_lanes<const D: usize>(
+    f: &[[f32; LANES]; MAX_D],
+    scale: &[f32; D],
+    out: &mut [[f32; LANES]; MAX_D + 1],
+) {
+    const L: usize = LANES;
+    let dp1 = (D + 1) as f32;
+    let down = 1.0f32 / dp1;
+    let mut e = [[0f32; L]; MAX_D + 1];
+    let mut sm = [0f32; L];
+    for j in (1..=D).rev() {
+        for l in 0..L {
+            let cf = f[j - 1][l] * scale[j - 1];
+            e[j][l] = sm[l] - j as f32 * cf;
+            sm[l] += cf;
+        }
+    }
+    e[0] = sm;
+    let mut rem0 = [[0f32; L]; MAX_D + 1];
+    let mut sum = [0i32; L];
+    for i in 0..=D {
+        for l in 0..L {
+            let v = (e[i][l] * down).round_ties_even();
+            rem0[i][l] = v * dp1;
+            sum[l] += v as i32;
+        }
+    }
+    let mut rank = [[0i32; L]; MAX_D + 1];
+    for i in 0..D {
+        for j in i + 1..=D {
+            for l in 0..L {
+                let lt = ((e[i][l] - rem0[i][l]) < (e[j][l] - rem0[j][l])) as i32;
+                rank[i][l] += lt;
+                rank[j][l] += 1 - lt;
+            }
+        }
+    }
+    for i in 0..=D {
+        for l in 0..L {
+            let r = rank[i][l] + sum[l];
+            let fix = (r < 0) as i32 - (r > D as i32) as i32;
+            rank[i][l] = r + fix * (D as i32 + 1);
+            rem0[i][l] += fix as f32 * dp1;
+        }
+    }
+    let mut b = [[0f32; L]; MAX_D + 2];
+    for i in 0..=D {
+        for k in 0..D + 2 {
+            let (hi, lo) = (D as i32 - k as i32, D as i32 - k as i32 + 1);
+            for l in 0..L {
+                let v = (e[i][l] - rem0[i][l]) * down;
+                b[k][l] += if rank[i][l] == hi { v } else { 0.0 };
+                b[k][l] -= if rank[i][l] == lo { v } else { 0.0 };
+            }
+        }
+    }
+    for l in 0..L {
+        b[0][l] += 1.0 + b[D + 1][l];
+    }
+    out[..=D].copy_from_slice(&b[..=D]);
 }
 
 impl<const D: usize> Simplex<D> {
@@ -482,7 +576,7 @@ impl<const D: usize> Lattice<D> {
         let mut w = vec![0f32; B * (D + 1)];
         for i0 in (0..input.len()).step_by(B) {
             let len = B.min(input.len() - i0);
-            barys::<D>(i0, &mut w[..len * (D + 1)], &scale, features);
+            barys::<D, _>(i0, 0, &mut w[..len * (D + 1)], &scale, move |i, _, _| features(i));
             for k in 0..len {
                 let ids = self.simplex_ids(i0 + k);
                 for r in 0..=D {
@@ -502,7 +596,9 @@ impl<const D: usize> Lattice<D> {
         let mut out = vec![0f32; input.len()];
         out.par_chunks_mut(B).enumerate().for_each(|(c, out)| {
             let mut w = [0f32; B * (MAX_D + 1)];
-            barys::<D>(c * B, &mut w[..out.len() * (D + 1)], &scale, features);
+            barys::<D, _>(c * B, 0, &mut w[..out.len() * (D + 1)], &scale, move |i, _, _| {
+                features(i)
+            });
             for (k, o) in out.iter_mut().enumerate() {
                 let ids = self.simplex_ids(c * B + k);
                 let mut acc = 0f32;
@@ -544,6 +640,14 @@ mod tests {
             feat(i, &mut f);
             let s = embed::<5>(&f, &scale);
             assert_eq!(bary_of::<5>(&f, &scale), s.bary);
+            let mut b = [0f32; 6];
+            barys::<5, _>(i, w, &mut b, &scale, |i, x, y| {
+                assert_eq!((x, y), (i % w, i / w));
+                let mut f = [0f32; 5];
+                feat(i, &mut f);
+                f
+            });
+            assert_eq!(b[..], s.bary[..6]);
             for r in 0..=5 {
                 let id = table.find_or_insert(&s.key(r)) as usize;
                 if id == to_lat.len() {

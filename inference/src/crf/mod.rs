@@ -382,10 +382,16 @@ struct BilateralFeatures<'a> {
 impl BilateralFeatures<'_> {
     #[inline(always)]
     fn at(&self, i: usize) -> [f32; 5] {
+        self.at_xy(i, i % self.width, i / self.width)
+    }
+
+    /// Pixel `i` at `(x, y)`.
+    #[inline(always)]
+    fn at_xy(&self, i: usize, x: usize, y: usize) -> [f32; 5] {
         let c = &self.rgb[3 * i..3 * i + 3];
         [
-            (i % self.width) as f32 / self.sxy,
-            (i / self.width) as f32 / self.sxy,
+            x as f32 / self.sxy,
+            y as f32 / self.sxy,
             c[0] as f32 / self.srgb,
             c[1] as f32 / self.srgb,
             c[2] as f32 / self.srgb,
@@ -530,7 +536,9 @@ impl<'a> DenseCrf<'a> {
             let (ids_g, wgt_g) = (&s.ids_g[..bl * 3], &s.w_g[..bl * 3]);
             let ids_b = &b.lattice.ids[i0 * 6..(i0 + bl) * 6];
             let bf = self.bfeat;
-            lattice::barys::<5>(i0, &mut s.w_b[..bl * 6], &scale_b, move |i| bf.at(i));
+            lattice::barys::<5, _>(i0, bf.width, &mut s.w_b[..bl * 6], &scale_b, move |i, x, y| {
+                bf.at_xy(i, x, y)
+            });
             let wgt_b = &s.w_b[..bl * 6];
             if prep {
                 s.q[..bl].fill([0.0, 0.0, 0.0, 1.0]);
