@@ -30,7 +30,7 @@ rounds="${ROUNDS:-2}"
 all=()
 for r in $(seq 1 "$rounds"); do
     echo "== round $r: PyTorch eager (smp) =="
-    j=$(OMP_NUM_THREADS="$threads" "$py" training/tests/reference/smp_reference.py train-step \
+    j=$(OMP_NUM_THREADS="$threads" "$py" ../shared/bench/smp_reference.py train-step \
         "${smp_args[@]}" "${common[@]}" 2>/dev/null | tail -n 1)
     echo "$j"; all+=("torch $j")
     echo "== round $r: Rust tch (same step) =="

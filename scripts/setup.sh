@@ -70,7 +70,7 @@ fi
 # segmentation-models-pytorch next to the lean torch wheel; the CUDA libraries torch links
 # against are replaced by empty stand-ins (`smp_reference.py stub-cuda`). About 35 s, 1.7 GB.
 smp_venv="$deps/smp-venv"
-smp_ref="$root/training/tests/reference/smp_reference.py"
+smp_ref="$root/../shared/bench/smp_reference.py"  # shared reference tools, beside the project
 if ! "$smp_venv/bin/python" -c "import segmentation_models_pytorch, safetensors, torch" 2>/dev/null; then
     log "creating $smp_venv (torch $torch_version + segmentation-models-pytorch 0.6.0)"
     [ -x "$smp_venv/bin/python" ] || python3 -m venv "$smp_venv"

@@ -1,5 +1,5 @@
 //! Architecture parity with the source model: smp 0.6.0 `Unet(efficientnet-b0 / -b4)`
-//! built with a fixed seed by `tests/reference/smp_reference.py dump` (state dict, one
+//! built with a fixed seed by `../shared/bench/smp_reference.py dump` (state dict, one
 //! 1x3x64x64 input and its eval-mode logits, as safetensors), loaded into [`RiskUNet`]
 //! (without CBAM, which smp lacks) by name; the Rust forward pass must give the same
 //! logits within 1e-4 and the same parameter counts.
@@ -35,7 +35,7 @@ fn reference(encoder: &str, decoder: &str) -> PathBuf {
     );
     std::fs::create_dir_all(&dir).expect("create target/tmp/smp-parity");
     let part = dir.join(format!("{encoder}.{}.part", std::process::id()));
-    let script = root.join("training/tests/reference/smp_reference.py");
+    let script = root.join("../shared/bench/smp_reference.py"); // the shared reference tools
     let status = Command::new(&python)
         .arg(&script)
         .args([
