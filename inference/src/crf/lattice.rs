@@ -250,6 +250,39 @@ fn bary_lanes<const D: usize>(
     const L: usize = LANES;
     let dp1 = (D + 1) as f32;
     let down = 1.0f32 / dp1;
+    let (e, rem0, rank) = simplex_lanes::<D>(f, scale);
+    let mut b = [[0f32; L]; MAX_D + 2];
+    for i in 0..=D {
+        for k in 0..D + 2 {
+            let (hi, lo) = (D as i32 - k as i32, D as i32 - k as i32 + 1);
+            for l in 0..L {
+                let v = (e[i][l] - rem0[i][l]) * down;
+                b[k][l] += if rank[i][l] == hi { v } else { 0.0 };
+                b[k][l] -= if rank[i][l] == lo { v } else { 0.0 };
+            }
+        }
+    }
+    for l in 0..L {
+        b[0][l] += 1.0 + b[D + 1][l];
+    }
+    out[..=D].copy_from_slice(&b[..=D]);
+}
+
+/// Elevated point, remainder-0 point and ranks ([`embed`] steps 2 to 4) of `LANES`
+/// pixels, every step a loop over the lanes.
+#[allow(clippy::needless_range_loop, clippy::type_complexity)]
+#[inline(always)]
+fn simplex_lanes<const D: usize>(
+    f: &[[f32; LANES]; MAX_D],
+    scale: &[f32; D],
+) -> (
+    [[f32; LANES]; MAX_D + 1],
+    [[f32; LANES]; MAX_D + 1],
+    [[i32; LANES]; MAX_D + 1],
+) {
+    const L: usize = LANES;
+    let dp1 = (D + 1) as f32;
+    let down = 1.0f32 / dp1;
     let mut e = [[0f32; L]; MAX_D + 1];
     let mut sm = [0f32; L];
     for j in (1..=D).rev() {
@@ -287,21 +320,7 @@ fn bary_lanes<const D: usize>(
             rem0[i][l] += fix as f32 * dp1;
         }
     }
-    let mut b = [[0f32; L]; MAX_D + 2];
-    for i in 0..=D {
-        for k in 0..D + 2 {
-            let (hi, lo) = (D as i32 - k as i32, D as i32 - k as i32 + 1);
-            for l in 0..L {
-                let v = (e[i][l] - rem0[i][l]) * down;
-                b[k][l] += if rank[i][l] == hi { v } else { 0.0 };
-                b[k][l] -= if rank[i][l] == lo { v } else { 0.0 };
-            }
-        }
-    }
-    for l in 0..L {
-        b[0][l] += 1.0 + b[D + 1][l];
-    }
-    out[..=D].copy_from_slice(&b[..=D]);
+    (e, rem0, rank)
 }
 
 impl<const D: usize> Simplex<D> {
@@ -477,14 +496,33 @@ impl<const D: usize> Lattice<D> {
                     let len = ids.len() / (D + 1);
                     let mut table = KeyTable::<D>::with_capacity(len / 4);
                     let mut f = [0f32; D];
+                    let mut fl = [[0f32; LANES]; MAX_D];
+                    let (mut rem0, mut rank) = ([[0f32; LANES]; MAX_D + 1], [[0i32; LANES]; MAX_D + 1]);
                     // The previous pixel's vertices: neighbours mostly share them.
                     let mut prev: [([i32; D], u32); MAX_D + 1] = [([i32::MIN; D], 0); MAX_D + 1];
                     for k in 0..len {
-                        features(first + k, &mut f);
-                        let s = embed::<D>(&f, &scale);
+                        let l = k % LANES;
+                        if l == 0 {
+                            // Simplices of the next LANES pixels at once (vectorised).
+                            for (l, kk) in (k..len.min(k + LANES)).enumerate() {
+                                features(first + kk, &mut f);
+                                for j in 0..D {
+                                    fl[j][l] = f[j];
+                                }
+                            }
+                            (_, rem0, rank) = simplex_lanes::<D>(&fl, &scale);
+                        }
                         let mut cur = prev;
                         for r in 0..=D {
-                            let key = s.key(r);
+                            // Key of simplex vertex r, as `Simplex::key`.
+                            let key: [i32; D] = std::array::from_fn(|i| {
+                                let c = if rank[i][l] <= (D - r) as i32 {
+                                    r as i32
+                                } else {
+                                    r as i32 - (D as i32 + 1)
+                                };
+                                rem0[i][l] as i32 + c
+                            });
                             let id = match prev[..=D].iter().find(|(pk, _)| *pk == key) {
                                 Some(&(_, id)) => id,
                                 None => table.find_or_insert(&key),
