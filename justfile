@@ -38,6 +38,13 @@ demo:
 info model="models/default.onnx":
     cargo run --release -q -p risk-inference --bin risk-infer -- --info {{model}}
 
-# Benchmarks (release build).
+# Side-by-side benchmarks vs the ../shared/bench references (run on an idle machine).
+# risk-infer vs anchor_infer.py, risk-crf vs pydensecrf, a B0 training step Rust vs PyTorch.
 bench:
-    cargo bench --workspace
+    SIZE=4096 bash bench/infer_vs_anchor.sh out/bench-infer
+    BIG=0 bash bench/crf_vs_pydensecrf.sh out/bench-crf
+    bash bench/train_step.sh b0 4 256 10 2
+
+# The inference benchmark at full size: 8192^2 side by side, plus a 32768^2 VRT mosaic.
+bench-infer:
+    BIG=32768 bash bench/infer_vs_anchor.sh out/bench-infer

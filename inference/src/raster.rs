@@ -112,6 +112,14 @@ pub fn quiet_gdal_errors() {
     });
 }
 
+/// Caps GDAL's block cache (by default 5% of the machine's memory) at `bytes`, so that
+/// a pipeline's memory budget holds whatever the raster size. Call before the first read.
+pub fn set_cache_limit(bytes: usize) {
+    let mib = (bytes >> 20).max(16);
+    // Only fails for a key or value with a NUL byte, which these are not.
+    let _ = gdal::config::set_config_option("GDAL_CACHEMAX", &mib.to_string());
+}
+
 /// Where a raster sits on Earth: GDAL's affine geotransform and the CRS as WKT.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GeoRef {

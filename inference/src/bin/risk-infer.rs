@@ -305,6 +305,8 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         Some(p) => p,
         None => bail!("no model: pass --model FILE (the shipped models/default.onnx was not found)"),
     };
+    // GDAL's block cache gets an eighth of the budget (the rest: tiles, accumulators, CRF).
+    risk_inference::raster::set_cache_limit(cli.memory_budget / 8);
     let mut model = Model::load(
         &model_path,
         &SessionOptions {
