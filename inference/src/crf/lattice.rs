@@ -10,14 +10,20 @@
 //!
 //! Differences from pydensecrf that do not change results:
 //! - keys are `i32` (pydensecrf: `short`), so no overflow for any raster size;
-//! - per pixel the D+1 vertex ids (u32) and weights (f32) are stored, 8(D+1) bytes, as in
-//!   pydensecrf. (Storing only vertex 0 and walking "+1" blur neighbours to the others
-//!   saves 18 bytes per pixel for the bilateral kernel but costs D dependent cache misses
-//!   per pixel and pass: measured 3x slower, so not done.)
+//! - per pixel only the D+1 vertex ids (u32) are stored, 4(D+1) bytes; the barycentric
+//!   weights are recomputed from the features when needed ([`barys`], 8 pixels at a time
+//!   in loops that vectorise, the same bits as [`embed`]). (Storing only vertex 0 and
+//!   walking "+1" blur neighbours to the others saves 20 bytes per pixel for the
+//!   bilateral kernel but costs D dependent cache misses per pixel and pass: measured 3x
+//!   slower, so not done.)
 //! - the build runs in parallel over row bands (band-local hash tables merged in band
-//!   order); vertex numbering differs, which pydensecrf's own notes show is irrelevant;
+//!   order, one wave of bands at a time so that few band tables are alive); vertex
+//!   numbering differs, which pydensecrf's own notes show is irrelevant;
 //! - vertex values are 4 floats (the SSE width pydensecrf uses too); vertex `M` is an
 //!   always-zero stand-in for missing blur neighbours.
+//!
+//! The Gaussian kernel (D = 2, features `[x/sxy, y/sxy]`) does not use this module's
+//! hashed lattice at run time: its lattice is a regular grid ([`super::grid`]).
 //!
 //! The lattice depends only on the image, so it is built once and reused for every
 //! mean-field iteration.

@@ -9,13 +9,19 @@
 //! - Potts compatibilities (`-w * message`); Jacobi mean-field updates
 //!   `Q <- softmax(-U + w_g Kn_g Q + w_b Kn_b Q)`, starting from `softmax(-U)`.
 //!
-//! The filtering uses the permutohedral lattice ([`lattice`]), built once per image in
-//! parallel and reused by every iteration; the splat/blur/slice and softmax loops are in
-//! [`simd`] (scalar reference, SSE4.1, AVX2+FMA, chosen at run time). One pass over the
-//! pixels per iteration slices the previous messages, updates Q and splats it for the next
-//! iteration, so Q itself is never stored between iterations: only the unary buffer, which
-//! receives the final Q in place ([`dense_crf_in_place`]). `RISK_CRF_TIMING=1` prints the
-//! build / inference split to stderr; `RISK_CRF_ISA=scalar|sse41|avx2` forces the kernels.
+//! The filtering uses the permutohedral lattice, built once per image in parallel and
+//! reused by every iteration: for the Gaussian kernel a regular grid without hashing or
+//! per-pixel state ([`grid`]), for the bilateral kernel a hashed lattice that stores only
+//! the simplex vertex ids per pixel ([`lattice`]; the weights are recomputed). The
+//! splat/blur/slice and softmax loops are in [`simd`] (scalar reference, SSE4.1,
+//! AVX2+FMA, chosen at run time). One pass over the pixels per iteration slices the
+//! previous messages, updates Q and splats it for the next iteration, so Q itself is never
+//! stored between iterations: only the unary buffer, which receives the final Q in place
+//! ([`dense_crf_in_place`]). The normalisers `K·1` are not stored either: every splat puts
+//! a 1 in the unused lane 3 of the vertex values, so every slice returns `K·1` next to the
+//! messages (one extra ones-only splat and blur before the first pass). `RISK_CRF_TIMING=1`
+//! prints the build / inference split to stderr; `RISK_CRF_ISA=scalar|sse41|avx2` forces
+//! the kernels.
 //!
 //! Parameters: [`CrfParams::preset`] `default` (source V2) and `enhanced` (source V2.5);
 //! every field can be overridden. Large rasters: [`dense_crf_tiled`] / [`tile_plan`] run
@@ -27,29 +33,37 @@
 //!
 //! `tests/crf_parity.rs`, fixtures from the shared harness (`tests/data/crf/make_fixtures.sh`),
 //! AVX2 kernels: label agreement 1.000000 in all four cases; max |Q diff| (every 16th pixel)
-//! 256x256 default 2.4e-7, enhanced 6.9e-7; 200x131 default 1.8e-7, enhanced 1.8e-7.
+//! 256x256 default 2.7e-7, enhanced 6.9e-7; 200x131 default 3.6e-7, enhanced 1.8e-7.
 //! Whole-image `crf_reference.py compare` at 2048x2048 enhanced: 0 of 4,194,304 labels
-//! differ, max |Q diff| 9.5e-7, mean 6.8e-10.
+//! differ, max |Q diff| 9.8e-7, mean 8.7e-10.
 //!
 //! # Memory and speed (measured, `bench/crf_vs_pydensecrf.sh`)
 //!
-//! Per pixel the lattices hold 8(D+1) bytes (ids + weights): 24 (Gaussian) + 48
-//! (bilateral), plus 8 bytes of normalisers, the unary/Q buffer (12) and the vertex values
-//! (4 floats, current + one splat buffer per thread) of about 0.13 N Gaussian and 0.11 N
-//! bilateral vertices. Measured peak RSS of `risk-crf` (whole process, inputs included):
-//! **164 bytes per pixel** at 2048x2048 (656 MiB; pydensecrf 255 bytes per pixel,
-//! 1019 MiB). This misses the 64 bytes-per-pixel target: storing only vertex 0 and its
-//! chain of axes (tried, 6 bytes instead of 24 for the bilateral ids) cut memory but made
-//! every pass 3x slower from dependent cache misses. Bound the memory with
-//! [`CrfTiling::tile`]: a 4096 tile needs about 2.7 GiB, an 8192 tile about 11 GiB.
+//! Per pixel: the unary/Q buffer (12 bytes) and, in `risk-crf`, the RGB image (3); the
+//! bilateral simplex ids (6 x u32 = 24); the vertex values (4 floats; the blurred values
+//! plus one splat buffer per thread) of about 0.13 N Gaussian grid points (3 buffers,
+//! about 6 bytes per pixel) and 0.11 N bilateral vertices (3 buffers plus blur neighbour
+//! ids, about 11 bytes per pixel on natural images; noisier colours give more vertices).
+//! During the build the bilateral hash table adds about 8 bytes per pixel.
 //!
-//! 2048x2048, enhanced, 2 cores, measured while the shared machine was at load average
-//! 9.5 (pydensecrf took 34.2 s there, 7.2 s on the idle machine): pydensecrf 34.19 s wall,
-//! risk-crf 14.23 s (build 6.9 s, 8 iterations 5.1 s): **2.4x faster, not the 10x target**.
-//! Per core the lattice build and the passes are bound by random access to the hash table
-//! and the vertex values, as in pydensecrf; the speed-up comes mostly from the 2 threads.
-//! The 8192x8192 tiled figures are in `bench/crf_vs_pydensecrf.sh`'s output (see the
-//! report of issue 5).
+//! `RISK_CRF=target/release/risk-crf TILES=8192 bash bench/crf_vs_pydensecrf.sh`, 2 cores
+//! shared with a CI run and a training job (`uptime` load average 3.5 at the start of the
+//! 2048 run, 3.8 after it, 6-7 during the 8192 run), one run, side by side:
+//!
+//! | 2048x2048 enhanced | wall | peak RSS | bytes/pixel |
+//! | --- | --- | --- | --- |
+//! | pydensecrf (1 thread) | 14.44 s (lattice 6.33 s, inference 6.36 s) | 1018 MiB | 255 |
+//! | risk-crf (2 threads) | 9.09 s (build 2.83 s, 8 iterations 5.43 s) | 244 MiB | **61** |
+//!
+//! **1.6x faster than pydensecrf, not the 10x target**; label agreement 1.000000, max
+//! |Q diff| 9.8e-7. (Before the grid and the recomputed weights: 164 bytes per pixel,
+//! 672 MiB, 12.4 s for risk-crf alone at load 6.6.) The passes are bound by random access
+//! to the bilateral vertex values (splat and slice, about a quarter of the time) and by
+//! recomputing the simplices (about a fifth); the build by the bilateral hash table.
+//!
+//! 8192x8192 enhanced, one tile (`--tile 8192`, the default): 185.0 s wall (CRF 180.3 s),
+//! peak RSS 3597 MiB, **56 bytes per pixel**: an 8192 tile fits in 4 GiB (a 4096 tile,
+//! by the same figure, about 1 GiB; not measured here).
 
 pub mod grid;
 pub mod lattice;
