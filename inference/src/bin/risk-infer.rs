@@ -15,6 +15,8 @@ use risk_inference::crf::CrfParams;
 use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
 use risk_inference::refine::{self, CrfOptions};
 use risk_inference::session::{Device, Model, SessionOptions};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::prelude::*;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -464,15 +466,28 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = if cli.quiet { "error" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},ort=warn")));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .with_level(false)
+    // Log level: errors only with --quiet, else RUST_LOG's level (e.g. `debug` adds the
+    // JSON timings), else info; ONNX Runtime's own messages from warnings up.
+    let level = if cli.quiet {
+        LevelFilter::ERROR
+    } else {
+        std::env::var("RUST_LOG")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(LevelFilter::INFO)
+    };
+    let filter = Targets::new()
+        .with_default(level)
+        .with_target("ort", LevelFilter::WARN.min(level));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .without_time()
+                .with_level(false),
+        )
+        .with(filter)
         .init();
     risk_inference::raster::quiet_gdal_errors();
     match run(cli) {
