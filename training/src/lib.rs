@@ -19,5 +19,6 @@ pub mod config;
 pub mod data;
 pub mod loss;
 pub mod model;
+pub mod onnx;
 pub mod synth;
 pub mod train;
