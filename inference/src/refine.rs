@@ -20,7 +20,7 @@ use std::time::Instant;
 use crate::classes::{NODATA, NUM_CLASSES};
 use crate::crf::{self, BandStretch, CrfParams, CrfTiling};
 use crate::engine::{EngineError, Outputs, Result, RowBand, Writers};
-use crate::raster::{InputRaster, Window};
+use crate::raster::InputRaster;
 
 /// Peak memory of the CRF per tile pixel, whole process (measured with `risk-crf`; see
 /// the `crf` module docs).
@@ -107,8 +107,7 @@ pub(crate) fn run_crf(
     let mut writers = writers;
     let want_probs = outputs.probs.is_some() || outputs.uncertainty.is_some();
     for t in &plan {
-        let e = Window::new(t.ext.x, t.ext.y, t.ext.width, t.ext.height);
-        let core = Window::new(t.core.x, t.core.y, t.core.width, t.core.height);
+        let (e, core) = (t.ext, t.core);
         let n = e.pixels();
         // Colour, (H, W, 3) interleaved.
         let mut bands = vec![0f32; 3 * n];

@@ -666,14 +666,8 @@ impl Default for CrfTiling {
     }
 }
 
-/// A pixel window of a raster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub x: usize,
-    pub y: usize,
-    pub width: usize,
-    pub height: usize,
-}
+/// CRF tiles are raster windows.
+pub use crate::raster::Window;
 
 /// One CRF tile: the window the CRF runs on (`ext`, core plus halo, clipped to the raster)
 /// and the core whose results are kept. Cores tile the raster without overlap.
