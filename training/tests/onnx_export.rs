@@ -6,6 +6,9 @@
 use risk_inference::session::{Device, Model, SessionOptions};
 use risk_training::model::{RiskUNet, UNetConfig, unet::class_probabilities};
 use risk_training::onnx::{self, ExportOptions};
+use std::path::Path;
+use std::process::Command;
+
 use tch::{Kind, Tensor, nn};
 
 /// Builds the model with random weights and randomised BatchNorm affine and statistics.
@@ -35,7 +38,12 @@ fn parity(cfg: &UNetConfig, size: i64, fp16: bool) -> f32 {
         metadata: onnx::default_metadata(cfg),
     };
     onnx::write_model(&vs, cfg, &options, &path).unwrap();
+    compare(&net, cfg, &path, size, fp16)
+}
 
+/// Runs `net` (tch) and the ONNX file at `path` (ONNX Runtime, CPU) on one random batch,
+/// checks the metadata read back, and returns the max abs difference of the probabilities.
+fn compare(net: &RiskUNet, cfg: &UNetConfig, path: &Path, size: i64, fp16: bool) -> f32 {
     let n = 2;
     let input = Tensor::randn([n, cfg.in_channels, size, size], (Kind::Float, tch::Device::Cpu));
     let expected = tch::no_grad(|| class_probabilities(&net.forward_t(&input, false).class_logits));
@@ -43,7 +51,7 @@ fn parity(cfg: &UNetConfig, size: i64, fp16: bool) -> f32 {
     let input_vec = Vec::<f32>::try_from(&input.contiguous().view([-1])).unwrap();
 
     let mut model = Model::load(
-        &path,
+        path,
         &SessionOptions {
             device: Device::Cpu,
             threads: 1,
@@ -86,4 +94,49 @@ fn b0_onnx_matches_tch() {
 fn b0_onnx_fp16_matches_tch() {
     let d = parity(&UNetConfig::b0(), 64, true);
     assert!(d <= 2e-2, "max abs diff {d}");
+}
+
+/// `risk-train export CHECKPOINT` on a saved var store (as `fit` writes it).
+#[test]
+fn cli_export_of_a_checkpoint_matches_tch() {
+    let cfg = UNetConfig::b0();
+    let (vs, net) = random_model(&cfg, 11);
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("best.safetensors");
+    vs.save(&ckpt).unwrap();
+    let out = dir.path().join("model.onnx");
+    let status = Command::new(env!("CARGO_BIN_EXE_risk-train"))
+        .arg("export")
+        .arg(&ckpt)
+        .arg("-o")
+        .arg(&out)
+        .args(["--encoder", "b0"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let d = compare(&net, &cfg, &out, 64, false);
+    assert!(d <= 1e-4, "max abs diff {d}");
+}
+
+#[test]
+fn cli_export_random_init_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.onnx");
+    let status = Command::new(env!("CARGO_BIN_EXE_risk-train"))
+        .args(["export", "--random-init", "--encoder", "b0", "--fp16", "-o"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let model = Model::load(
+        &out,
+        &SessionOptions {
+            device: Device::Cpu,
+            threads: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(model.info().fp16);
+    assert!(model.info().version.as_deref().unwrap().contains("random init"));
 }

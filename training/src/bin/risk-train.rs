@@ -1,6 +1,7 @@
 //! `risk-train`: command-line front end of the training crate (argument parsing and exit
 //! codes only). Subcommands: `synth` (generate a synthetic scene), `fixtures`
-//! (write the committed test scenes), `fit` (train per a config.yaml).
+//! (write the committed test scenes), `fit` (train per a config.yaml), `export` (write
+//! a checkpoint as an ONNX model).
 //! Exit codes: 0 ok, 1 runtime failure, 2 usage error (clap, or a bad config).
 
 use std::path::PathBuf;
@@ -9,6 +10,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use risk_training::config::TrainConfig;
+use risk_training::model::{RiskUNet, UNetConfig};
+use risk_training::onnx::{self, ExportOptions};
 use risk_training::synth::{self, SynthConfig, SynthDtype};
 use risk_training::train;
 
@@ -71,6 +74,85 @@ enum Command {
         #[arg(long)]
         init_weights: Option<PathBuf>,
     },
+    /// Export a checkpoint (safetensors of the variable store) as an ONNX model.
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// Checkpoint written by `fit` (`best.safetensors`, `last.safetensors`).
+    #[arg(required_unless_present = "random_init")]
+    checkpoint: Option<PathBuf>,
+    /// Output ONNX file.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// The run's config.yaml: network (encoder, attention, bands) and the normalisation
+    /// written into the metadata; without it, `--encoder` with RGB and ImageNet defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Encoder when no `--config` is given.
+    #[arg(long, value_parser = ["b0", "b4"], default_value = "b4")]
+    encoder: String,
+    /// Float16 weights, input and outputs.
+    #[arg(long)]
+    fp16: bool,
+    /// Export freshly initialised weights (seeded) instead of a checkpoint (for tests).
+    #[arg(long, conflicts_with = "checkpoint")]
+    random_init: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: i64,
+    /// `risk.model_version` metadata (default: the encoder and the checkpoint's name).
+    #[arg(long)]
+    model_version: Option<String>,
+}
+
+fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let cfg_file = args.config.as_deref().map(TrainConfig::from_yaml).transpose()?;
+    let unet = match &cfg_file {
+        Some(c) => c.unet(),
+        None if args.encoder == "b0" => UNetConfig::b0(),
+        None => UNetConfig::b4(),
+    };
+    tch::manual_seed(args.seed);
+    let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _net = RiskUNet::new(&vs.root(), &unet);
+    if let Some(ckpt) = &args.checkpoint {
+        vs.load(ckpt)
+            .with_context(|| format!("loading checkpoint {}", ckpt.display()))?;
+    }
+    let mut metadata = onnx::default_metadata(&unet);
+    if let Some(c) = &cfg_file {
+        let join = |v: &[f64]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+        let bands: Vec<String> = c.data.bands.iter().map(|b| b.to_string()).collect();
+        metadata.insert("risk.bands".into(), bands.join(","));
+        metadata.insert("risk.scale".into(), (1.0 / c.data.scale).to_string());
+        metadata.insert("risk.mean".into(), join(&c.data.mean));
+        metadata.insert("risk.std".into(), join(&c.data.std));
+        metadata.insert("risk.training".into(), serde_json::to_string(c)?);
+    }
+    let version = args.model_version.unwrap_or_else(|| match &args.checkpoint {
+        Some(p) => format!("{} attention U-Net, {}", unet.encoder.name, p.display()),
+        None => format!(
+            "{} attention U-Net, random init seed {}",
+            unet.encoder.name, args.seed
+        ),
+    });
+    metadata.insert("risk.model_version".into(), version);
+    let options = ExportOptions {
+        fp16: args.fp16,
+        metadata,
+    };
+    onnx::write_model(&vs, &unet, &options, &args.output)?;
+    println!(
+        "{} -> {} ({}, opset {})",
+        args.checkpoint
+            .as_ref()
+            .map_or("random init".into(), |p| p.display().to_string()),
+        args.output.display(),
+        if args.fp16 { "float16" } else { "float32" },
+        onnx::OPSET
+    );
+    Ok(())
 }
 
 fn fit(
@@ -152,6 +234,15 @@ fn main() -> ExitCode {
             f.write(&out)
                 .map(|counts| println!("{}: {}x{} {counts}", f.name, f.width, f.height))
         }),
+        Command::Export(args) => {
+            return match export(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("risk-train: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Fit {
             config,
             resume,
