@@ -392,11 +392,20 @@ fn read_tiles(
                             let src = &raw[b * win.pixels()..(b + 1) * win.pixels()];
                             let out = &mut dst[b * ih * iw..(b + 1) * ih * iw];
                             let (a, off) = (norm.a[b], norm.b[b]);
+                            // Columns in order (the tile lies inside the raster across):
+                            // a straight, vectorisable pass; else gather the reflected ones.
+                            let straight = win.width == iw;
                             for (y, &sy) in src_y.iter().enumerate() {
                                 let row = &src[(sy - y0) * win.width..(sy - y0 + 1) * win.width];
                                 let out_row = &mut out[y * iw..(y + 1) * iw];
-                                for (o, &sx) in out_row.iter_mut().zip(&src_x) {
-                                    *o = row[sx - x0] * a + off;
+                                if straight {
+                                    for (o, &v) in out_row.iter_mut().zip(row) {
+                                        *o = v * a + off;
+                                    }
+                                } else {
+                                    for (o, &sx) in out_row.iter_mut().zip(&src_x) {
+                                        *o = row[sx - x0] * a + off;
+                                    }
                                 }
                             }
                         }

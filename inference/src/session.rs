@@ -251,6 +251,11 @@ impl Model {
                 .with_intra_threads(options.threads)
                 .map_err(|e| invalid(e.into()))?;
         }
+        // The pipeline's reader and writer threads share the cores: ONNX Runtime's workers
+        // must sleep between runs rather than spin.
+        builder = builder
+            .with_intra_op_spinning(false)
+            .map_err(|e| invalid(e.into()))?;
         if let Some(device) = gpu {
             let (name, dispatch) = match device {
                 Device::Tensorrt => {
