@@ -7,13 +7,15 @@
 //! - [`data`]: tiles, spatial-block split, augmentation, minority sampling (duplication +
 //!   SMOTE as imbalanced-learn draws it);
 //! - [`loss`]: softmax focal loss + 0.3 x CORAL loss, nodata ignored;
+//! - [`onnx`]: export to the inference model contract (prost over the vendored
+//!   `onnx.proto`, opset 17, BatchNorm folded, `risk.*` metadata, optional FP16);
 //! - [`synth`]: the deterministic generator of synthetic scenes (imagery + ordinal labels)
 //!   used for tests, fixtures, the demo and training data;
 //! - [`train`]: the loop of `risk-train fit` (AdamW, schedule, validation metrics,
 //!   checkpoints, early stopping, resume).
 //!
-//! ONNX export follows (see the issues). The crate reuses `risk_inference` for raster I/O
-//! and metrics; never the other way round.
+//! The crate reuses `risk_inference` for raster I/O, metrics and (in tests) ONNX Runtime;
+//! never the other way round.
 
 pub mod config;
 pub mod data;
