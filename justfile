@@ -32,7 +32,7 @@ demo:
     cargo build --release -p risk-inference --bin risk-infer
     mkdir -p out
     ./target/release/risk-infer fixtures/scene512.tif -o out/risk.tif
-    gdalinfo out/risk.tif | grep -E "Size is|EPSG\",|Origin|Pixel Size|NoData" | sort -u
+    gdalinfo out/risk.tif | grep -E "^Size is|^PROJCRS|^Origin|^Pixel Size|NoData"
 
 # Print a model's metadata (default: the shipped model).
 info model="models/default.onnx":
