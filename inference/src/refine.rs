@@ -209,11 +209,7 @@ pub(crate) struct TempFile(pub std::path::PathBuf);
 
 impl TempFile {
     pub(crate) fn beside(path: &Path, tag: &str) -> Self {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Self(path.with_file_name(format!(".{name}.{}.{tag}.tif", std::process::id())))
+        Self(crate::raster::temp_path_for(path, tag))
     }
 }
 
