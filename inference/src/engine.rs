@@ -13,6 +13,9 @@
 //! batches and two finished row bands. Outputs are written through
 //! [`GeoTiffWriter`](crate::raster::GeoTiffWriter), so a failure leaves no file under the
 //! final names.
+//!
+//! A shard ([`EngineOptions::rows`], see [`crate::shard`]) keeps the whole raster's tile
+//! plan and runs only the tile rows that reach its rows; its outputs cover those rows.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -69,6 +72,9 @@ pub struct EngineOptions {
     pub cog: bool,
     /// Dense CRF refinement of the blended probabilities (off when `None`).
     pub crf: Option<CrfOptions>,
+    /// Write only raster rows `[r0, r1)` (a shard, see [`crate::shard`]); the outputs
+    /// cover those rows, georeferenced where they lie, with the values of a whole run.
+    pub rows: Option<(usize, usize)>,
 }
 
 impl Default for EngineOptions {
@@ -83,6 +89,7 @@ impl Default for EngineOptions {
             overviews: false,
             cog: false,
             crf: None,
+            rows: None,
         }
     }
 }
@@ -168,7 +175,16 @@ pub fn run(
         return run_model(model, input, outputs, opts, progress);
     };
     let start = Instant::now();
-    // Pass 1: blended probabilities into a temporary float32 raster beside the output.
+    let raster = InputRaster::open(input)?;
+    let (w, h) = (raster.width(), raster.height());
+    let rows = output_rows(input, opts, h)?;
+    // Pass 1: blended probabilities into a temporary float32 raster beside the output,
+    // over the rows of every CRF tile (halo included) that the CRF pass will run.
+    let blend_rows =
+        refine::rows_needed(w, h, crf, opts.memory_budget, rows).map_err(|msg| EngineError::Input {
+            path: input.to_path_buf(),
+            msg,
+        })?;
     let blended = TempFile::beside(outputs.classes.as_deref().unwrap_or(input), "blend");
     let pass1 = Outputs {
         classes: None,
@@ -178,19 +194,40 @@ pub fn run(
     let pass1_opts = EngineOptions {
         overviews: false,
         cog: false,
+        rows: Some(blend_rows),
         ..opts.clone()
     };
     let mut report = run_model(model, input, &pass1, &pass1_opts, progress)?;
     // Pass 2: the CRF, writing the real outputs.
-    let raster = InputRaster::open(input)?;
-    let writers = Writers::create(outputs, raster.width(), raster.height(), &raster.georef(), opts)?;
+    let writers = Writers::create(outputs, w, h, &raster.georef(), opts)?;
     drop(raster);
-    let crf_report = refine::run_crf(input, &blended.0, outputs, crf, opts.memory_budget, writers)?;
+    let crf_report = refine::run_crf(
+        input,
+        (&blended.0, blend_rows.0),
+        outputs,
+        crf,
+        opts.memory_budget,
+        rows,
+        writers,
+    )?;
     report.class_counts_before_crf = Some(report.class_counts);
     report.class_counts = crf_report.class_counts;
     report.crf = Some(crf_report);
     report.total_s = start.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The rows `[r0, r1)` a run writes: `opts.rows`, checked against the raster's `height`,
+/// else all.
+fn output_rows(input: &std::path::Path, opts: &EngineOptions, height: usize) -> Result<(usize, usize)> {
+    match opts.rows {
+        None => Ok((0, height)),
+        Some((r0, r1)) if r0 < r1 && r1 <= height => Ok((r0, r1)),
+        Some((r0, r1)) => Err(EngineError::Input {
+            path: input.to_path_buf(),
+            msg: format!("has {height} rows; rows {r0}..{r1} were asked for"),
+        }),
+    }
 }
 
 /// The model pass: read -> model -> blend -> write.
@@ -245,9 +282,23 @@ fn run_model(
     let block_width =
         (opts.memory_budget / per_column.max(1)).clamp(plan.tile, opts.max_block_width.max(plan.tile));
     let blocks = plan.column_blocks(block_width);
+    // Tile rows to run: from the first that reaches row r0 to the one whose row band holds
+    // row r1 - 1 (all of them without a row range).
+    let (w, h) = (raster.width(), raster.height());
+    let (r0, r1) = output_rows(input, opts, h)?;
+    let row_bands = plan.row_bands();
+    let first = plan
+        .ys
+        .iter()
+        .position(|&y| y + plan.tile_height as isize > r0 as isize)
+        .unwrap_or(0);
+    let last = row_bands
+        .iter()
+        .position(|&(_, end)| end >= r1)
+        .unwrap_or(row_bands.len() - 1);
+    let tile_rows = first..last + 1;
 
     let georef = raster.georef();
-    let (w, h) = (raster.width(), raster.height());
     let writers = Writers::create(outputs, w, h, &georef, opts)?;
     let mut report = RunReport {
         width: w,
@@ -260,7 +311,7 @@ fn run_model(
     };
     let total_tiles: usize = blocks
         .iter()
-        .map(|&(x0, x1)| plan.ys.len() * plan.row_tiles(0, x0, x1).len())
+        .map(|&(x0, x1)| tile_rows.len() * plan.row_tiles(0, x0, x1).len())
         .sum();
     report.tiles = total_tiles;
     drop(raster);
@@ -276,7 +327,11 @@ fn run_model(
             let norm = norm.clone();
             let input = input.to_path_buf();
             let batch = opts.batch.max(1);
-            scope.spawn(move || read_tiles(&input, &plan, &blocks, &bands, &norm, batch, &read_tx))
+            let rows = Rows {
+                tile_rows: tile_rows.clone(),
+                keep: (r0, r1),
+            };
+            scope.spawn(move || read_tiles(&input, &plan, &blocks, &rows, &bands, &norm, batch, &read_tx))
         };
         let writer = scope.spawn(move || writers.write_all(write_rx));
 
@@ -286,8 +341,10 @@ fn run_model(
         let outcome = (|| -> Result<()> {
             for &(x0, x1) in &blocks {
                 let mut acc = Accumulator::new(&plan, x0, x1);
+                acc.shift_to(plan.row_origin(tile_rows.start));
                 let mut probs = Vec::new();
-                for (k, &(band_start, band_end)) in plan.row_bands().iter().enumerate() {
+                for k in tile_rows.clone() {
+                    let (band_start, band_end) = clip_rows(row_bands[k], (r0, r1));
                     loop {
                         let msg = read_rx.recv().map_err(|_| input_err("reader stopped".into()))??;
                         match msg {
@@ -308,12 +365,15 @@ fn run_model(
                             }
                             ReadMsg::RowDone { valid } => {
                                 let t0 = Instant::now();
-                                let band = acc.finish_rows(band_start, band_end, valid, want_probs);
+                                let band = (band_end > band_start)
+                                    .then(|| acc.finish_rows(band_start, band_end, valid, want_probs));
                                 if k + 1 < plan.ys.len() {
                                     acc.shift_to(plan.row_origin(k + 1));
                                 }
                                 blend_time += t0.elapsed();
-                                if write_tx.send(band).is_err() {
+                                if let Some(band) = band
+                                    && write_tx.send(band).is_err()
+                                {
                                     return Ok(()); // the writer failed; its error is reported below
                                 }
                                 break;
@@ -343,12 +403,27 @@ fn run_model(
     Ok(report)
 }
 
+/// The tile rows a pass runs and the raster rows it keeps.
+#[derive(Clone)]
+struct Rows {
+    tile_rows: std::ops::Range<usize>,
+    keep: (usize, usize),
+}
+
+/// Row band `[start, end)` clipped to `[r0, r1)` (empty as `(start, start)`).
+fn clip_rows((start, end): (usize, usize), (r0, r1): (usize, usize)) -> (usize, usize) {
+    let a = start.max(r0);
+    (a, end.min(r1).max(a))
+}
+
 /// Reader thread: opens its own handle, walks column blocks and tile rows, sends batches
 /// and row-completion messages. Returns the seconds spent reading.
+#[allow(clippy::too_many_arguments)]
 fn read_tiles(
     path: &std::path::Path,
     plan: &TilePlan,
     blocks: &[(usize, usize)],
+    rows: &Rows,
     bands: &[usize],
     norm: &Normalise,
     batch: usize,
@@ -360,8 +435,10 @@ fn read_tiles(
         let c = bands.len();
         let mut raw = Vec::new();
         let mut scratch = Vec::new();
+        let row_bands = plan.row_bands();
         for &(x0, x1) in blocks {
-            for (k, &(start, end)) in plan.row_bands().iter().enumerate() {
+            for k in rows.tile_rows.clone() {
+                let (start, end) = clip_rows(row_bands[k], rows.keep);
                 let tiles = plan.row_tiles(k, x0, x1);
                 for chunk in tiles.chunks(batch) {
                     let t0 = Instant::now();
@@ -419,7 +496,9 @@ fn read_tiles(
                 let t0 = Instant::now();
                 let window = Window::new(x0, start, x1 - x0, end - start);
                 let mut valid = vec![false; window.pixels()];
-                raster.read_valid(bands, window, &mut valid, &mut scratch)?;
+                if end > start {
+                    raster.read_valid(bands, window, &mut valid, &mut scratch)?;
+                }
                 read_time += t0.elapsed();
                 if tx.send(Ok(ReadMsg::RowDone { valid })).is_err() {
                     return Ok(());
@@ -556,8 +635,10 @@ impl Accumulator {
     }
 }
 
-/// The open output files of one run.
+/// The open output files of one run, covering raster rows `row_offset..` (all rows
+/// unless the run is a shard).
 pub(crate) struct Writers {
+    row_offset: usize,
     classes: Option<GeoTiffWriter>,
     probs: Option<(GeoTiffWriter, ProbsType)>,
     uncertainty: Option<GeoTiffWriter>,
@@ -571,6 +652,9 @@ impl Writers {
         georef: &crate::raster::GeoRef,
         opts: &EngineOptions,
     ) -> Result<Self> {
+        // A shard's outputs hold its rows only, georeferenced where they lie.
+        let (r0, r1) = opts.rows.unwrap_or((0, h));
+        let (h, georef) = (r1 - r0, &georef.offset(0.0, r0 as f64));
         let layout = WriteOptions {
             overviews: if opts.overviews {
                 overview_factors(w, h)
@@ -637,6 +721,7 @@ impl Writers {
             })
             .transpose()?;
         Ok(Self {
+            row_offset: r0,
             classes,
             probs,
             uncertainty,
@@ -665,8 +750,12 @@ impl Writers {
         for &c in &band.classes {
             counts[if c == NODATA { 3 } else { c as usize }] += 1;
         }
+        let window = Window {
+            y: band.window.y - self.row_offset,
+            ..band.window
+        };
         if let Some(writer) = &mut self.classes {
-            writer.write_band(1, band.window, &band.classes)?;
+            writer.write_band(1, window, &band.classes)?;
         }
         let n = band.window.pixels();
         let valid = |i: usize| band.valid[i % n];
@@ -685,7 +774,7 @@ impl Writers {
                             }
                         })
                         .collect();
-                    writer.write_bands(band.window, &buf)?;
+                    writer.write_bands(window, &buf)?;
                 }
                 ProbsType::F32 => {
                     let buf: Vec<f32> = band
@@ -694,7 +783,7 @@ impl Writers {
                         .enumerate()
                         .map(|(i, &p)| if valid(i) { p } else { -1.0 })
                         .collect();
-                    writer.write_bands(band.window, &buf)?;
+                    writer.write_bands(window, &buf)?;
                 }
             }
         }
@@ -708,7 +797,7 @@ impl Writers {
                     }
                 })
                 .collect();
-            writer.write_band(1, band.window, &buf)?;
+            writer.write_band(1, window, &buf)?;
         }
         Ok(())
     }

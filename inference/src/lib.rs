@@ -8,6 +8,7 @@
 //! the blended probabilities. [`metrics`] compares class maps with label rasters.
 //! [`crf`] is the dense CRF (pydensecrf-exact permutohedral mean-field, tiled for large
 //! rasters); [`npy`] reads and writes the `.npy` arrays of the Python reference harness.
+//! [`shard`] splits one run over N jobs (`--shard I/N`) and mosaics their parts.
 
 pub mod classes;
 pub mod crf;
@@ -17,4 +18,5 @@ pub mod npy;
 pub mod raster;
 pub mod refine;
 pub mod session;
+pub mod shard;
 pub mod tiling;

@@ -166,6 +166,26 @@ impl GeoRef {
         }
     }
 
+    /// The georeference of the raster whose top-left pixel is pixel `(x, y)` of this one
+    /// (same CRS and pixel size, origin moved along the affine transform; negative
+    /// offsets reach above or left of it).
+    pub fn offset(&self, x: f64, y: f64) -> GeoRef {
+        let geo_transform = self.geo_transform.map(|gt| {
+            [
+                gt[0] + x * gt[1] + y * gt[2],
+                gt[1],
+                gt[2],
+                gt[3] + x * gt[4] + y * gt[5],
+                gt[4],
+                gt[5],
+            ]
+        });
+        GeoRef {
+            geo_transform,
+            projection: self.projection.clone(),
+        }
+    }
+
     /// A short name of the CRS for messages: `EPSG:32633 (WGS 84 / UTM zone 33N)`, or the
     /// CRS's name, or the start of its WKT.
     pub fn crs_name(&self) -> String {
@@ -268,6 +288,42 @@ impl InputRaster {
             geo_transform: self.dataset.geo_transform().ok(),
             projection: self.dataset.projection(),
         }
+    }
+
+    /// How this raster's bands are described, as options to write a raster like it:
+    /// band 1's nodata and palette, every band's description, the default-domain
+    /// metadata. Layout fields (block size, overviews, COG) keep their defaults.
+    pub fn description(&self) -> Result<WriteOptions> {
+        let first = self.band(1)?;
+        let color_table = first
+            .color_table()
+            .map(|table| {
+                (0..table.entry_count().min(256))
+                    .filter_map(|i| {
+                        let e = table.entry_as_rgb(i)?;
+                        let c = |v: i16| v.clamp(0, 255) as u8;
+                        Some((i as u8, [c(e.r), c(e.g), c(e.b), c(e.a)]))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut band_descriptions = Vec::with_capacity(self.band_count);
+        for b in 1..=self.band_count {
+            band_descriptions.push(self.band(b)?.description().unwrap_or_default());
+        }
+        let metadata = self
+            .dataset
+            .metadata()
+            .filter(|e| e.domain.is_empty())
+            .map(|e| (e.key, e.value))
+            .collect();
+        Ok(WriteOptions {
+            nodata: first.no_data_value(),
+            color_table,
+            band_descriptions,
+            metadata,
+            ..WriteOptions::default()
+        })
     }
 
     fn band(&self, band: usize) -> Result<gdal::raster::RasterBand<'_>> {

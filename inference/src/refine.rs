@@ -13,14 +13,17 @@
 //! pydensecrf); other pixel types get a per-band 2-98 percentile stretch to 0..255
 //! ([`crate::crf::BandStretch`]), computed once per raster from a decimated read of at
 //! most 1024 x 1024 pixels, so that it does not depend on the tiling.
+//!
+//! A shard writing rows `[r0, r1)` runs the CRF tiles whose cores meet those rows, over
+//! the blended rows [`rows_needed`] names (their extents), so its rows equal the whole run.
 
 use std::path::Path;
 use std::time::Instant;
 
 use crate::classes::{NODATA, NUM_CLASSES};
-use crate::crf::{self, BandStretch, CrfParams, CrfTiling};
+use crate::crf::{self, BandStretch, CrfParams, CrfTile, CrfTiling};
 use crate::engine::{EngineError, Outputs, Result, RowBand, Writers};
-use crate::raster::InputRaster;
+use crate::raster::{InputRaster, Window};
 
 /// Peak memory of the CRF per tile pixel, whole process (measured with `risk-crf`; see
 /// the `crf` module docs).
@@ -69,14 +72,52 @@ pub fn tile_for_budget(requested: usize, halo: usize, memory_budget: usize) -> u
     requested.min(fits).max(2 * halo + 64)
 }
 
-/// Runs the CRF over `blended` (3-band float32 probabilities of `input`, nodata -1) and
-/// writes `outputs`.
+/// The CRF tiles of a `width x height` raster for these options and budget.
+fn plan_tiles(
+    width: usize,
+    height: usize,
+    crf_opts: &CrfOptions,
+    memory_budget: usize,
+) -> std::result::Result<(CrfTiling, Vec<CrfTile>), String> {
+    let tiling = CrfTiling {
+        tile: tile_for_budget(crf_opts.tile, crf_opts.halo, memory_budget),
+        halo: crf_opts.halo,
+    };
+    let plan = crf::tile_plan(width, height, &tiling).map_err(|e| e.to_string())?;
+    Ok((tiling, plan))
+}
+
+/// The raster rows the CRF pass reads to write rows `[r0, r1)`: the extents (halo
+/// included) of every CRF tile whose core meets them. The model pass blends these rows.
+pub(crate) fn rows_needed(
+    width: usize,
+    height: usize,
+    crf_opts: &CrfOptions,
+    memory_budget: usize,
+    (r0, r1): (usize, usize),
+) -> std::result::Result<(usize, usize), String> {
+    let (_, plan) = plan_tiles(width, height, crf_opts, memory_budget)?;
+    let meets = |t: &&CrfTile| t.core.y < r1 && t.core.bottom() > r0;
+    let e0 = plan.iter().filter(meets).map(|t| t.ext.y).min().unwrap_or(r0);
+    let e1 = plan
+        .iter()
+        .filter(meets)
+        .map(|t| t.ext.bottom())
+        .max()
+        .unwrap_or(r1);
+    Ok((e0, e1))
+}
+
+/// Runs the CRF over `blended` (3-band float32 probabilities of `input`, nodata -1,
+/// holding the raster's rows from the given one on) and writes rows `[r0, r1)` of
+/// `outputs`.
 pub(crate) fn run_crf(
     input: &Path,
-    blended: &Path,
+    (blended, blended_row): (&Path, usize),
     outputs: &Outputs,
     crf_opts: &CrfOptions,
     memory_budget: usize,
+    (r0, r1): (usize, usize),
     writers: Writers,
 ) -> Result<CrfReport> {
     let start = Instant::now();
@@ -94,11 +135,8 @@ pub(crate) fn run_crf(
         )));
     }
     let stretch = colour_stretch(&image, &crf_opts.bands)?;
-    let tiling = CrfTiling {
-        tile: tile_for_budget(crf_opts.tile, crf_opts.halo, memory_budget),
-        halo: crf_opts.halo,
-    };
-    let plan = crf::tile_plan(w, h, &tiling).map_err(|e| input_err(e.to_string()))?;
+    let (tiling, mut plan) = plan_tiles(w, h, crf_opts, memory_budget).map_err(input_err)?;
+    plan.retain(|t| t.core.y < r1 && t.core.bottom() > r0);
     let mut report = CrfReport {
         tiles: plan.len(),
         tile: tiling.tile,
@@ -119,7 +157,11 @@ pub(crate) fn run_crf(
         drop(bands);
         // Probabilities -> unary -> Q, (3, H, W); nodata pixels get a uniform unary.
         let mut q = vec![0f32; NUM_CLASSES * n];
-        probs.read_bands(&[1, 2, 3], e, &mut q)?;
+        let e_blended = Window {
+            y: e.y - blended_row,
+            ..e
+        };
+        probs.read_bands(&[1, 2, 3], e_blended, &mut q)?;
         let valid: Vec<bool> = q[..n].iter().map(|&p| p >= 0.0).collect();
         for (i, v) in valid.iter().enumerate() {
             if !v {
@@ -131,7 +173,9 @@ pub(crate) fn run_crf(
         let crf_err = |err: crf::CrfError| input_err(format!("CRF on window {e}: {err}"));
         crf::unary_from_probs_in_place(&mut q, e.width, e.height).map_err(crf_err)?;
         crf::dense_crf_in_place(&rgb, &mut q, e.width, e.height, &crf_opts.params).map_err(crf_err)?;
-        // Keep the core.
+        // Keep the core's rows in [r0, r1).
+        let top = core.y.max(r0);
+        let core = Window::new(core.x, top, core.width, core.bottom().min(r1) - top);
         let (cx, cy) = (core.x - e.x, core.y - e.y);
         let cn = core.pixels();
         let mut band = RowBand {

@@ -13,8 +13,10 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use risk_inference::crf::CrfParams;
 use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
+use risk_inference::raster::InputRaster;
 use risk_inference::refine::{self, CrfOptions};
 use risk_inference::session::{Device, Model, SessionOptions};
+use risk_inference::shard::Shard;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::prelude::*;
 
@@ -23,9 +25,12 @@ use tracing_subscriber::prelude::*;
     name = "risk-infer",
     version,
     about = "Segment rasters into risk classes (0 Low, 1 Medium, 2 High, 255 nodata)",
-    after_help = "Examples:\n  risk-infer scene.tif -o risk.tif\n  risk-infer a.tif b.tif --out-dir risk/ --skip-existing\n  risk-infer --list rasters.txt --out-dir risk/ --device cuda\n  risk-infer --info models/default.onnx"
+    after_help = "Examples:\n  risk-infer scene.tif -o risk.tif\n  risk-infer a.tif b.tif --out-dir risk/ --skip-existing\n  risk-infer --list rasters.txt --out-dir risk/ --device cuda\n  risk-infer --info models/default.onnx\n  risk-infer big.tif -o parts/risk.2.tif --shard 2/4   # then: risk-infer mosaic parts/risk.*.tif -o risk.tif",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Input rasters (anything GDAL reads).
     inputs: Vec<PathBuf>,
     /// Output class map (one input only).
@@ -122,9 +127,33 @@ struct Cli {
     /// Write Cloud Optimized GeoTIFFs (internal overviews chosen by GDAL's COG driver).
     #[arg(long)]
     cog: bool,
+    /// Run part I of N (0-based, e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT): for one
+    /// input, a band of its rows (the output covers those rows only; `risk-infer mosaic`
+    /// joins the parts into the single run's map); for many inputs, every N-th input.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
     /// Only errors on stderr; no progress bar.
     #[arg(short, long)]
     quiet: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Join the parts of a sharded run (or any rasters on one pixel grid) into one GeoTIFF.
+    Mosaic {
+        /// Part rasters: same CRS, pixel size, bands and pixel type; disjoint.
+        #[arg(required = true)]
+        parts: Vec<PathBuf>,
+        /// Output GeoTIFF.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Build overviews (factors 2, 4, 8, ... while the overview is at least 256 px).
+        #[arg(long)]
+        overviews: bool,
+        /// Write a Cloud Optimized GeoTIFF.
+        #[arg(long)]
+        cog: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -275,6 +304,15 @@ fn print_info(path: &Path) -> anyhow::Result<()> {
 }
 
 fn run(cli: Cli) -> Result<bool, anyhow::Error> {
+    if let Some(Command::Mosaic {
+        parts,
+        output,
+        overviews,
+        cog,
+    }) = &cli.command
+    {
+        return mosaic(parts, output, *overviews || *cog, *cog);
+    }
     if let Some(path) = &cli.info {
         print_info(path)?;
         return Ok(true);
@@ -303,6 +341,35 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
     if jobs.len() > 1 && (cli.probs.is_some() || cli.uncertainty.is_some()) {
         return Err(Usage("--probs and --uncertainty take one input".into()).into());
     }
+    // A shard of many inputs is every N-th input; of one input, a band of its rows.
+    let mut rows = None;
+    let jobs: Vec<(PathBuf, PathBuf)> = match cli.shard {
+        Some(shard) if jobs.len() > 1 => {
+            let picked: Vec<_> = jobs
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| shard.picks(*i))
+                .map(|(_, job)| job)
+                .collect();
+            tracing::info!("shard {shard}: {} of {} inputs", picked.len(), inputs.len());
+            picked
+        }
+        Some(shard) => {
+            let height = InputRaster::open(&jobs[0].0)?.height();
+            let Some((r0, r1)) = shard.rows(height) else {
+                tracing::info!(
+                    "shard {shard}: {} has {height} rows, fewer blocks of {} than shards; nothing to do",
+                    jobs[0].0.display(),
+                    risk_inference::shard::BLOCK_ROWS
+                );
+                return Ok(true);
+            };
+            tracing::info!("shard {shard}: rows {r0}..{r1} of {height}");
+            rows = Some((r0, r1));
+            jobs
+        }
+        None => jobs,
+    };
     let model_path = match cli.model.clone().or_else(default_model) {
         Some(p) => p,
         None => bail!("no model: pass --model FILE (the shipped models/default.onnx was not found)"),
@@ -354,6 +421,7 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         overviews: cli.overviews || cli.cog,
         cog: cli.cog,
         crf,
+        rows,
         ..EngineOptions::default()
     };
     let show_bar = !cli.quiet && std::io::stderr().is_terminal();
@@ -448,6 +516,30 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         }
     }
     Ok(failed.is_empty())
+}
+
+/// `risk-infer mosaic`: joins part rasters into `output`.
+fn mosaic(parts: &[PathBuf], output: &Path, overviews: bool, cog: bool) -> anyhow::Result<bool> {
+    if let Some(p) = parts.iter().find(|p| same_file(p, output)) {
+        bail!("{}: the output would overwrite a part", p.display());
+    }
+    let t0 = std::time::Instant::now();
+    let report = risk_inference::shard::mosaic(parts, output, overviews, cog)?;
+    tracing::info!(
+        "{} part(s) -> {}: {}x{}, {} band(s){} in {:.2} s",
+        parts.len(),
+        output.display(),
+        report.width,
+        report.height,
+        report.bands,
+        if report.uncovered > 0 {
+            format!(", {} pixel(s) covered by no part (nodata)", report.uncovered)
+        } else {
+            String::new()
+        },
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(true)
 }
 
 /// `Low 63.1% Medium 2.0% High 34.9%` of labelled pixels.
