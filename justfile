@@ -16,6 +16,7 @@ test:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace
+    just deploy-test
 
 # Regenerate the committed test scenes under fixtures/ (a test checks they match).
 fixtures:
@@ -48,3 +49,19 @@ bench:
 # The inference benchmark at full size: 8192^2 side by side, plus a 32768^2 VRT mosaic.
 bench-infer:
     BIG=32768 bash bench/infer_vs_anchor.sh out/bench-infer
+
+# A single-node Slurm on localhost runs the deploy/slurm job array in 4 shards + the mosaic
+# job (pixels identical to the single run); the Kubernetes manifests meet the schema (and
+# broken copies must not).
+# The deploy/ examples end to end: Slurm job array + mosaic, Kubernetes manifests.
+deploy-test:
+    bash tests/deploy/slurm_shards.sh
+    bash tests/deploy/k8s_validate.sh
+
+# The edge bundle: out/risk-seg-edge-<version>-x86_64.tar.gz (binary, ONNX Runtime, model).
+bundle:
+    bash scripts/bundle.sh
+
+# Runs the bundle in a clean Debian 12 chroot with only libgdal32 (downloads; not in `test`).
+bundle-check:
+    bash scripts/bundle-check.sh
