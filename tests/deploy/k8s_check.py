@@ -9,7 +9,8 @@ make the Indexed Job correct. The policy checks:
   - the shard Job is Indexed, with parallelism <= completions;
   - its container passes `--shard $(JOB_COMPLETION_INDEX)/N` with N == completions, declares
     JOB_COMPLETION_INDEX (so that $(...) expands) and names its output by the index;
-  - `--threads` equals the CPU request and limit (whole cores), and `--memory-budget` is at
+  - `--threads` and RAYON_NUM_THREADS equal the CPU request and limit (whole cores), and
+    `--memory-budget` is at
     most 3/4 of the memory limit;
   - every volumeMount names a volume of the pod; restartPolicy is Never or OnFailure;
   - the mosaic Job lists one part per shard index, 0..N-1.
@@ -96,6 +97,9 @@ def check_shards(name, spec, problems):
             for kind, r in (("request", req), ("limit", lim)):
                 if "cpu" not in r or cpu_cores(r["cpu"]) != float(threads):
                     problems.append(f"{cname}: --threads {threads} != CPU {kind} {r.get('cpu')!r}")
+            rayon = next((e.get("value") for e in c.get("env", []) if e.get("name") == "RAYON_NUM_THREADS"), None)
+            if rayon != threads:
+                problems.append(f"{cname}: RAYON_NUM_THREADS (the CRF's threads) {rayon!r} != --threads {threads}")
         budget = arg_after(args, "--memory-budget")
         if budget is None or "memory" not in lim:
             problems.append(f"{cname}: --memory-budget and a memory limit must both be set")
@@ -159,6 +163,7 @@ BREAKS = {
     "policy-not-indexed": lambda d: shard_job(d)["spec"].update(completionMode="Indexd"),
     "policy-shard-count": lambda d: shard_job(d)["spec"].update(completions=3),
     "policy-threads": lambda d: shard_job(d)["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"].update(cpu="8"),
+    "policy-crf-threads": lambda d: shard_job(d)["spec"]["template"]["spec"]["containers"][0]["env"].pop(1),
 }
 
 
