@@ -87,6 +87,11 @@ t=$SECONDS
 in_chroot /work/scene.tif -o /work/risk.tif --threads 2 ||
     fail "risk-infer failed inside the clean Debian 12"
 run_s=$((SECONDS - t))
+# Called through a symlink on PATH, as an installed command would be.
+ln -sf "/opt/risk-seg/$name/bin/risk-infer" "$chroot_dir/usr/local/bin/risk-infer"
+chroot "$chroot_dir" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin risk-infer --info \
+    "/opt/risk-seg/$name/models/default.onnx" >/dev/null ||
+    fail "the bundle does not run through a symlink on PATH"
 in_chroot --version >&2
 have_shard=0
 if in_chroot --help | grep -q -- '--shard'; then

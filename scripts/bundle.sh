@@ -25,8 +25,10 @@ die() {
 }
 
 [ -n "${ORT_DYLIB_PATH:-}" ] || { [ -f .deps/env.sh ] && source .deps/env.sh; }
-ort_lib="${ORT_DYLIB_PATH:-}"
-[ -f "$ort_lib" ] || die "ONNX Runtime library not found (ORT_DYLIB_PATH=$ort_lib): run scripts/setup.sh"
+# The CPU ONNX Runtime of scripts/setup.sh, not whatever ORT_DYLIB_PATH points at (it may be
+# a GPU build, whose provider libraries would not come along); BUNDLE_ORT_LIB overrides.
+ort_lib="${BUNDLE_ORT_LIB:-$(find "$root/.deps/onnxruntime" -maxdepth 1 -name 'libonnxruntime.so.*' 2>/dev/null | sort | tail -n 1)}"
+[ -f "$ort_lib" ] || die "ONNX Runtime library not found in .deps/onnxruntime: run scripts/setup.sh"
 ort_name="$(basename "$ort_lib")"
 
 version="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)"
@@ -53,7 +55,7 @@ cat >"$stage/bin/risk-infer" <<WRAPPER
 # and, unless --model or RISK_MODEL says otherwise, the bundled model.
 # RISK_ORT_LIB overrides the ONNX Runtime library (e.g. onnxruntime-gpu's, for --device cuda).
 set -eu
-here="\$(cd "\$(dirname "\$0")/.." && pwd)"
+here="\$(dirname "\$(dirname "\$(readlink -f "\$0")")")"  # the bundle, also when called via a symlink
 ORT_DYLIB_PATH="\${RISK_ORT_LIB:-\$here/lib/$ort_name}"
 RISK_MODEL="\${RISK_MODEL:-\$here/models/default.onnx}"
 export ORT_DYLIB_PATH RISK_MODEL
