@@ -106,6 +106,10 @@ pub struct ModelConfig {
     /// smp / efficientnet_pytorch safetensors weights to start from (`--init-weights`).
     /// Default none (random initialisation).
     pub init_weights: Option<PathBuf>,
+    /// Momentum of the encoder's BatchNorm running statistics (PyTorch convention).
+    /// Default 0.01 (`efficientnet_pytorch`, for runs from ImageNet weights); 0.1 for short
+    /// runs from random weights, whose running statistics must keep up with the weights.
+    pub bn_momentum: f64,
 }
 
 impl Default for ModelConfig {
@@ -115,6 +119,7 @@ impl Default for ModelConfig {
             attention: true,
             head_dropout: 0.4,
             init_weights: None,
+            bn_momentum: crate::model::encoder::BN_MOMENTUM,
         }
     }
 }
@@ -289,15 +294,19 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.model.head_dropout) {
             return Err("model.head_dropout must be in [0, 1)".into());
         }
+        if !(self.model.bn_momentum > 0.0 && self.model.bn_momentum <= 1.0) {
+            return Err("model.bn_momentum must be in (0, 1]".into());
+        }
         Ok(())
     }
 
     /// The network this config describes.
     pub fn unet(&self) -> UNetConfig {
-        let base = match self.model.encoder {
+        let mut base = match self.model.encoder {
             EncoderName::B0 => UNetConfig::b0(),
             EncoderName::B4 => UNetConfig::b4(),
         };
+        base.encoder.bn_momentum = self.model.bn_momentum;
         UNetConfig {
             in_channels: self.data.bands.len() as i64,
             attention: self.model.attention,

@@ -9,7 +9,8 @@
 //! - Every convolution has TensorFlow-"same" padding computed once for the **nominal** image
 //!   size (224 for B0, 380 for B4), never for the real input ([`StaticPad::same`]): B4's
 //!   `_blocks.6._depthwise_conv` pads 2, 2 where "same" on a 64 px input would pad 1, 2.
-//! - BatchNorm eps 1e-3 and momentum 0.01 (PyTorch convention), swish (SiLU), squeeze and
+//! - BatchNorm eps 1e-3 and momentum 0.01 (PyTorch convention; [`EncoderConfig::bn_momentum`]
+//!   changes it for training from scratch), swish (SiLU), squeeze and
 //!   excitation with `input_channels / 4` squeezed channels, drop-connect in training with
 //!   rate `0.2 * block_index / block_count` on blocks with an identity skip.
 //! - [`Encoder::forward_t`] returns the six scales smp's decoder consumes: the input, the
@@ -111,6 +112,8 @@ pub struct BlockConfig {
     pub pad: StaticPad,
     /// Drop-connect probability in training: `rate * index / block_count`.
     pub drop_connect: f64,
+    /// BatchNorm momentum (PyTorch convention), the encoder's [`EncoderConfig::bn_momentum`].
+    pub bn_momentum: f64,
 }
 
 impl BlockConfig {
@@ -139,6 +142,12 @@ pub struct EncoderConfig {
     pub stages: [StageArgs; 7],
     /// Blocks whose outputs are the stride 4, 8, 16 and 32 features (smp `out_indexes`).
     pub out_indexes: [usize; 4],
+    /// BatchNorm momentum (PyTorch convention: the weight of the batch statistics in the
+    /// running estimates). [`BN_MOMENTUM`] (0.01) as `efficientnet_pytorch`, tuned for
+    /// long runs that start from ImageNet statistics; a short run from random weights
+    /// needs more (0.1, PyTorch's default), or evaluation-mode outputs use running
+    /// statistics that lag far behind the weights.
+    pub bn_momentum: f64,
 }
 
 impl EncoderConfig {
@@ -152,6 +161,7 @@ impl EncoderConfig {
             drop_connect_rate: 0.2,
             stages: BASE_STAGES,
             out_indexes: [2, 4, 8, 15],
+            bn_momentum: BN_MOMENTUM,
         }
     }
 
@@ -165,6 +175,7 @@ impl EncoderConfig {
             drop_connect_rate: 0.2,
             stages: BASE_STAGES,
             out_indexes: [5, 9, 21, 31],
+            bn_momentum: BN_MOMENTUM,
         }
     }
 
@@ -219,6 +230,7 @@ impl EncoderConfig {
                     se_channels: 1.max((block_in as f64 * 0.25) as i64),
                     pad: StaticPad::same(size, st.kernel, stride),
                     drop_connect: 0.0,
+                    bn_momentum: self.bn_momentum,
                 });
                 if r == 0 {
                     size = ceil_div(size, st.stride);
@@ -245,10 +257,10 @@ fn ceil_div(a: i64, b: i64) -> i64 {
     (a + b - 1) / b
 }
 
-fn bn(vs: &nn::Path, channels: i64) -> nn::BatchNorm {
+fn bn(vs: &nn::Path, channels: i64, momentum: f64) -> nn::BatchNorm {
     let cfg = nn::BatchNormConfig {
         eps: BN_EPS,
-        momentum: BN_MOMENTUM,
+        momentum,
         ws_init: nn::Init::Const(1.0),
         ..Default::default()
     };
@@ -342,7 +354,7 @@ impl MbConv {
         let expand = (cfg.expand_ratio != 1).then(|| {
             (
                 StaticSameConv::new(&(vs / "_expand_conv"), cin, mid, 1, 1, 1, false, none),
-                bn(&(vs / "_bn0"), mid),
+                bn(&(vs / "_bn0"), mid, cfg.bn_momentum),
             )
         });
         let depthwise = StaticSameConv::new(
@@ -360,11 +372,11 @@ impl MbConv {
             cfg: cfg.clone(),
             expand,
             depthwise,
-            bn1: bn(&(vs / "_bn1"), mid),
+            bn1: bn(&(vs / "_bn1"), mid, cfg.bn_momentum),
             se_reduce: StaticSameConv::new(&(vs / "_se_reduce"), mid, se, 1, 1, 1, true, none),
             se_expand: StaticSameConv::new(&(vs / "_se_expand"), se, mid, 1, 1, 1, true, none),
             project: StaticSameConv::new(&(vs / "_project_conv"), mid, cout, 1, 1, 1, false, none),
-            bn2: bn(&(vs / "_bn2"), cout),
+            bn2: bn(&(vs / "_bn2"), cout, cfg.bn_momentum),
         }
     }
 
@@ -436,7 +448,7 @@ impl Encoder {
                 false,
                 cfg.stem_pad(),
             ),
-            bn0: bn(&(vs / "_bn0"), stem),
+            bn0: bn(&(vs / "_bn0"), stem, cfg.bn_momentum),
             blocks,
             _conv_head: StaticSameConv::new(
                 &(vs / "_conv_head"),
@@ -448,7 +460,7 @@ impl Encoder {
                 false,
                 none,
             ),
-            _bn1: bn(&(vs / "_bn1"), cfg.head_channels()),
+            _bn1: bn(&(vs / "_bn1"), cfg.head_channels(), cfg.bn_momentum),
         }
     }
 
