@@ -7,6 +7,7 @@
 //! - [`data`]: tiles, spatial-block split, augmentation, minority sampling (duplication +
 //!   SMOTE as imbalanced-learn draws it);
 //! - [`loss`]: softmax focal loss + 0.3 x CORAL loss, nodata ignored;
+//! - [`optim`]: AdamW over the var store with its moments saved beside checkpoints;
 //! - [`onnx`]: export to the inference model contract (prost over the vendored
 //!   `onnx.proto`, opset 17, BatchNorm folded, `risk.*` metadata, optional FP16);
 //! - [`synth`]: the deterministic generator of synthetic scenes (imagery + ordinal labels)
@@ -22,5 +23,6 @@ pub mod data;
 pub mod loss;
 pub mod model;
 pub mod onnx;
+pub mod optim;
 pub mod synth;
 pub mod train;

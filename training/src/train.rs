@@ -9,22 +9,26 @@
 //! 4. Validation: loss and, through `risk_inference::metrics`, Cohen's kappa, class-1
 //!    precision, class-2 recall and Spearman's rho over all validation pixels.
 //! 5. `last.safetensors` every epoch, `best.safetensors` when the validation loss improves,
-//!    `state.json` (epoch, learning rate, early-stopping counters, history), `log.csv`.
+//!    each with its AdamW state beside it (`last.optim.safetensors`, `best.optim.safetensors`:
+//!    moments and step count, [`crate::optim`]), `state.json` (epoch, learning rate,
+//!    early-stopping counters, history), `log.csv` (one row per epoch).
 //!    Early stopping after `patience` epochs without improvement.
 //!
-//! `--resume` reloads `last.safetensors` and `state.json` and continues with the next
-//! epoch. tch exposes no optimiser state, so AdamW's moment estimates restart at zero on
-//! resume (the weights, schedule and counters do not).
+//! `--resume` reloads `last.safetensors`, `last.optim.safetensors` and `state.json` and
+//! continues with the next epoch as if the run had not stopped (the batch order and
+//! augmentation draws are seeded per epoch). On a terminal, a progress bar shows the
+//! batches of the epoch.
 //! Memory: one batch of tiles plus, once, the class-1-rich tiles for SMOTE's neighbours.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use indicatif::{ProgressBar, ProgressStyle};
 use risk_inference::metrics::{ConfusionMatrix, MetricsError};
 use risk_inference::raster::{RasterError, Window};
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, OptimizerConfig};
+use tch::nn;
 use tch::{Device, Kind, TchError, Tensor};
 
 use crate::config::{Schedule, TrainConfig};
@@ -36,6 +40,7 @@ use crate::data::split::{self, SplitTiles};
 use crate::data::tiles::{self, Normalisation, Tile, TileSource};
 use crate::loss::risk_loss;
 use crate::model::{ImportReport, RiskUNet, WeightError, import_safetensors};
+use crate::optim::{AdamW, AdamWConfig};
 use crate::synth::ClassCounts;
 
 #[derive(Debug, thiserror::Error)]
@@ -310,10 +315,38 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     std::fs::rename(&part, path).map_err(io_err(path))
 }
 
-fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<(), TrainError> {
+/// The optimiser state file beside a checkpoint: `last.safetensors` -> `last.optim.safetensors`.
+pub fn optim_path(checkpoint: &Path) -> PathBuf {
+    checkpoint.with_extension("optim.safetensors")
+}
+
+/// Writes the weights and, beside them, the optimiser state (each through a temporary
+/// file renamed into place).
+fn save_checkpoint(vs: &nn::VarStore, opt: &AdamW, path: &Path) -> Result<(), TrainError> {
     let part = path.with_extension("part.safetensors");
     vs.save(&part)?;
-    std::fs::rename(&part, path).map_err(io_err(path))
+    let opt_path = optim_path(path);
+    let opt_part = path.with_extension("optim.part.safetensors");
+    opt.save(&opt_part)?;
+    std::fs::rename(&part, path).map_err(io_err(path))?;
+    std::fs::rename(&opt_part, &opt_path).map_err(io_err(&opt_path))
+}
+
+/// The batches of one epoch on stderr when it is a terminal (hidden otherwise, so logs
+/// stay clean).
+fn progress_bar(batches: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(batches as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "epoch {epoch}/{epochs} [{{bar:30}}] {{pos}}/{{len}} batches {{elapsed}} (eta {{eta}}) {{msg}}"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
 }
 
 /// What a finished run reports.
@@ -339,15 +372,25 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
     let csv_path = cfg.out.join("log.csv");
     let mut state = TrainState::default();
     let mut init = None;
+    let mut opt = AdamW::new(
+        &vs,
+        AdamWConfig {
+            weight_decay: cfg.optim.weight_decay,
+            ..Default::default()
+        },
+        cfg.optim.lr,
+    );
     if resume && state_path.exists() {
         let text = std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
         state = serde_json::from_str(&text)
             .map_err(|e| TrainError::Data(format!("{}: {e}", state_path.display())))?;
         vs.load(&last_path)?;
+        opt.load(&optim_path(&last_path))?;
         log(format!(
-            "resumed after epoch {} from {}",
+            "resumed after epoch {} from {} (optimiser at step {})",
             state.epochs_done,
-            last_path.display()
+            last_path.display(),
+            opt.step_count()
         ));
     } else {
         if let Some(w) = &cfg.model.init_weights {
@@ -366,16 +409,15 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
         )
         .map_err(io_err(&csv_path))?;
     }
-    let mut opt = nn::AdamW {
-        wd: cfg.optim.weight_decay,
-        ..Default::default()
-    }
-    .build(&vs, cfg.optim.lr)?;
     while state.epochs_done < cfg.optim.epochs && !state.stopped_early {
         let epoch = state.epochs_done;
         let t0 = Instant::now();
         let lr = scheduled_lr(cfg, epoch, &state);
         opt.set_lr(lr);
+        // libtorch's generator (dropout, drop-connect) seeded per epoch, like the batch
+        // order and the augmentation below: a resumed run draws what an uninterrupted one
+        // would have drawn.
+        tch::manual_seed((cfg.seed as i64).wrapping_add(1000 * (epoch as i64 + 1)));
         let mut rng = RandomState::new((cfg.seed as u32).wrapping_add(1000 * (epoch as u32 + 1)));
         let mut order: Vec<Sample> = data.plan.samples.clone();
         for i in (1..order.len()).rev() {
@@ -383,6 +425,11 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
             order.swap(i, j);
         }
         let (mut loss_sum, mut n) = (0.0, 0usize);
+        let bar = progress_bar(
+            order.len().div_ceil(cfg.optim.batch_size),
+            epoch + 1,
+            cfg.optim.epochs,
+        );
         for chunk in order.chunks(cfg.optim.batch_size) {
             let tiles = chunk
                 .iter()
@@ -394,8 +441,12 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
             opt.backward_step(&loss);
             loss_sum += loss.double_value(&[]) * chunk.len() as f64;
             n += chunk.len();
+            bar.set_message(format!("loss {:.4}", loss_sum / n as f64));
+            bar.inc(1);
         }
+        bar.set_message("validation");
         let (val_loss, matrix) = validate(&model, &data, cfg, device)?;
+        bar.finish_and_clear();
         let row = EpochLog {
             epoch: epoch + 1,
             lr,
@@ -408,9 +459,9 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
             seconds: t0.elapsed().as_secs_f64(),
         };
         let improved = state.best_val_loss.is_none_or(|b| val_loss < b);
-        save_weights(&vs, &last_path)?;
+        save_checkpoint(&vs, &opt, &last_path)?;
         if improved {
-            save_weights(&vs, &best_path)?;
+            save_checkpoint(&vs, &opt, &best_path)?;
             state.best_val_loss = Some(val_loss);
             state.best_epoch = Some(epoch + 1);
             state.epochs_since_best = 0;

@@ -104,6 +104,49 @@ struct ExportArgs {
     /// `risk.model_version` metadata (default: the encoder and the checkpoint's name).
     #[arg(long)]
     model_version: Option<String>,
+    /// Extra or replaced metadata, `KEY=VALUE` (e.g. `risk.crf=enhanced`); repeatable.
+    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
+    meta: Vec<(String, String)>,
+}
+
+fn parse_meta(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
+}
+
+/// `risk.metrics`: the validation metrics of the epoch the checkpoint comes from, read
+/// from the run's `state.json` beside it (`best.safetensors`: the best epoch,
+/// `last.safetensors`: the last one); `None` without a state file.
+fn validation_metrics(checkpoint: &std::path::Path) -> anyhow::Result<Option<String>> {
+    let state_path = checkpoint.with_file_name("state.json");
+    if !state_path.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&state_path).with_context(|| format!("reading {}", state_path.display()))?;
+    let state: train::TrainState =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", state_path.display()))?;
+    let is_best = checkpoint.file_name().is_some_and(|n| n == "best.safetensors");
+    let epoch = if is_best {
+        state.best_epoch
+    } else {
+        Some(state.epochs_done)
+    };
+    let Some(row) = epoch.and_then(|e| state.history.iter().find(|h| h.epoch == e)) else {
+        return Ok(None);
+    };
+    let json = serde_json::json!({
+        "split": "validation",
+        "epoch": row.epoch,
+        "epochs_trained": state.epochs_done,
+        "val_loss": row.val_loss,
+        "kappa": row.val_kappa,
+        "precision_1": row.val_precision_1,
+        "recall_2": row.val_recall_2,
+        "spearman_rho": row.val_spearman,
+    });
+    Ok(Some(json.to_string()))
 }
 
 fn export(args: ExportArgs) -> anyhow::Result<()> {
@@ -138,6 +181,12 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         ),
     });
     metadata.insert("risk.model_version".into(), version);
+    if let Some(ckpt) = &args.checkpoint
+        && let Some(m) = validation_metrics(ckpt)?
+    {
+        metadata.insert("risk.metrics".into(), m);
+    }
+    metadata.extend(args.meta);
     let options = ExportOptions {
         fp16: args.fp16,
         metadata,
