@@ -90,6 +90,14 @@ class Tiles:
         return next(self.it, None)
 
 
+def load_fp32(src):
+    """The model, which must be an FP32 export: variants are made from FP32 weights."""
+    m = onnx.load(src)
+    if m.graph.input[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        raise SystemExit(f"{src}: not an FP32 model; export one without --fp16 (risk-train export CKPT -o model.onnx)")
+    return m
+
+
 def channels_of(model):
     return model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
 
@@ -97,7 +105,7 @@ def channels_of(model):
 def fp16(src, dst):
     from onnxconverter_common import float16
 
-    m = onnx.load(src)
+    m = load_fp32(src)
     props = metadata(m)
     # keep_io_types=False: float16 `image` and `probs`, which risk-infer converts at the boundary.
     onnx.save(float16.convert_float_to_float16(m, keep_io_types=False), dst)
@@ -116,7 +124,7 @@ def preprocessed(src):
 def int8_dynamic(src, dst):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    props = metadata(onnx.load(src))
+    props = metadata(load_fp32(src))
     # uint8 weights: ONNX Runtime's CPU ConvInteger kernel takes uint8 x uint8.
     quantize_dynamic(preprocessed(src), dst, weight_type=QuantType.QUInt8)
     set_metadata(dst, props, "int8-dynamic")
@@ -125,7 +133,7 @@ def int8_dynamic(src, dst):
 def int8_static(src, dst, raws):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    m = onnx.load(src)
+    m = load_fp32(src)
     props = metadata(m)
     reader = Tiles(raws, props, channels_of(m))
     quantize_static(
