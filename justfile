@@ -65,3 +65,32 @@ bundle:
 # Runs the bundle in a clean Debian 12 chroot with only libgdal32 (downloads; not in `test`).
 bundle-check:
     bash scripts/bundle-check.sh
+
+# A generated 2048^2 training scene (seed 11), the B0 edge config (training/config.edge.yaml,
+# 5 epochs: ~50 min on a loaded 2-core CPU), FP16 export, metrics on the held-out scene.
+# Train, export and evaluate the shipped models/default.onnx (model card: models/README.md).
+train-default:
+    cargo build --release -p risk-training -p risk-inference
+    mkdir -p out
+    target/release/risk-train synth --width 2048 --height 2048 --seed 11 --image out/scene2048_s11.tif --labels out/scene2048_s11_labels.tif
+    target/release/risk-train fit --config training/config.edge.yaml
+    target/release/risk-train export out/runs/edge-b0/best.safetensors --config training/config.edge.yaml --fp16 --model-version "edge-b0-1: EfficientNet-B0 attention U-Net, synthetic scene seed 11, training/config.edge.yaml" -o models/default.onnx
+    just train-eval models/default.onnx models/default_metrics.json
+
+# Seed 99 is never a training or fixture seed; the metrics JSON is copied to `metrics`.
+# A model's metrics on the held-out generated scene vs the V2 baseline and SPEC targets.
+train-eval model="models/default.onnx" metrics="out/heldout/metrics.json":
+    mkdir -p out/heldout
+    target/release/risk-train synth --width 1024 --height 1024 --seed 99 --image out/heldout/scene1024_s99.tif --labels out/heldout/scene1024_s99_labels.tif
+    target/release/risk-infer out/heldout/scene1024_s99.tif -m {{model}} -o out/heldout/risk.tif
+    target/release/risk-eval --pred out/heldout/risk.tif --truth out/heldout/scene1024_s99_labels.tif --baseline models/v2_baseline_metrics.json --out out/heldout/eval
+    cp out/heldout/eval/metrics.json {{metrics}}
+
+# Runs in out/runs/edge-b0/seed<N>, members exported (FP16) to out/ensemble/.
+# The V3 ensemble: the edge training with seeds 42, 123, 456.
+train-ensemble:
+    cargo build --release -p risk-training
+    mkdir -p out/ensemble
+    target/release/risk-train synth --width 2048 --height 2048 --seed 11 --image out/scene2048_s11.tif --labels out/scene2048_s11_labels.tif
+    target/release/risk-train fit --config training/config.edge.yaml --seeds 42,123,456
+    for s in 42 123 456; do target/release/risk-train export out/runs/edge-b0/seed$s/best.safetensors --config training/config.edge.yaml --fp16 --model-version "edge-b0-1 ensemble member, seed $s" -o out/ensemble/edge-b0-seed$s.onnx; done
