@@ -21,7 +21,8 @@ fn main() -> anyhow::Result<()> {
     let data = Dataset::prepare(&cfg, &mut |l| eprintln!("{l}"))?;
     let mut vs = nn::VarStore::new(Device::Cpu);
     let model = RiskUNet::new(&vs.root(), &cfg.unet());
-    vs.load(checkpoint).with_context(|| format!("loading {checkpoint}"))?;
+    vs.load(checkpoint)
+        .with_context(|| format!("loading {checkpoint}"))?;
     for (name, train) in [("eval-mode BN ", false), ("train-mode BN", true)] {
         let mut matrix = ConfusionMatrix::new();
         for &i in &data.split.val {
