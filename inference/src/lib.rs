@@ -2,7 +2,8 @@
 //! 2 High, 255 nodata) with an ONNX model, without libtorch.
 //!
 //! Data flow: [`raster`] reads windows of the input with GDAL -> tiles are normalised and
-//! batched through the ONNX Runtime session -> overlapping tile probabilities are blended
+//! batched through the ONNX Runtime session ([`predictor`]: one model, or the mean of an
+//! ensemble x test-time transforms x scales from [`augment`]) -> overlapping tile probabilities are blended
 //! -> an optional dense CRF refines them -> [`raster`] writes the class map (temporary file,
 //! renamed into place). [`engine`] runs the model pass, [`refine`] the CRF pass over
 //! the blended probabilities. [`metrics`] compares class maps with label rasters.
@@ -10,11 +11,13 @@
 //! rasters); [`npy`] reads and writes the `.npy` arrays of the Python reference harness.
 //! [`shard`] splits one run over N jobs (`--shard I/N`) and mosaics their parts.
 
+pub mod augment;
 pub mod classes;
 pub mod crf;
 pub mod engine;
 pub mod metrics;
 pub mod npy;
+pub mod predictor;
 pub mod raster;
 pub mod refine;
 pub mod session;

@@ -92,6 +92,12 @@ pub enum ModelError {
         provider: &'static str,
         msg: String,
     },
+    #[error("{path}: cannot be averaged with {first}: {msg}")]
+    Mismatch {
+        path: PathBuf,
+        first: PathBuf,
+        msg: String,
+    },
     #[error("{path}: inference failed ({msg})")]
     Run { path: PathBuf, msg: String },
 }
