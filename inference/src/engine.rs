@@ -3,9 +3,15 @@
 //!
 //! ```text
 //!  reader thread                 calling thread                    writer thread
-//!  GDAL windows -> normalise  ->  Model::run on batches  ->  blend  ->  class map, probs,
+//!  GDAL windows -> normalise  ->  Predictor::run on batches  ->  blend  ->  class map, probs,
 //!  -> pad -> batch  (channel 2)   into a rolling accumulator  (ch. 2)   uncertainty GeoTIFFs
 //! ```
+//!
+//! [`Predictor::run`] is one model, or the mean over ensemble members x test-time
+//! transforms x scales (see [`crate::predictor`]); averaging happens per tile, before the
+//! blend, so nothing downstream changes with the number of views. With several views
+//! the predictor also returns the per-pixel mutual information, which the accumulator
+//! blends as a fourth plane beside the three probabilities.
 //!
 //! Memory is bounded whatever the raster size (see [`crate::tiling`]): the accumulator
 //! holds `tile` rows of one column block (at most [`EngineOptions::max_block_width`]
@@ -22,9 +28,10 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use crate::classes::{NODATA, NUM_CLASSES, PALETTE};
+use crate::predictor::{Predictor, normalised_entropy};
 use crate::raster::{GeoTiffWriter, InputRaster, RasterError, Window, WriteOptions};
 use crate::refine::{self, CrfOptions, CrfReport, TempFile};
-use crate::session::{Model, ModelError};
+use crate::session::ModelError;
 use crate::tiling::{Tile, TilePlan, blend_weights, reflect};
 
 /// Errors of one raster's run.
@@ -40,13 +47,13 @@ pub enum EngineError {
 
 pub type Result<T> = std::result::Result<T, EngineError>;
 
-/// Pixel type of the optional probability raster.
+/// Pixel type of the optional probability and uncertainty rasters (values in [0, 1]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProbsType {
-    /// Probability x 255, rounded (nodata 255 is impossible for a valid pixel only when
-    /// p = 1; it is set only where the input is nodata).
+    /// Value x 255, rounded, at most 254 (255 is nodata, set only where the input is
+    /// nodata).
     U8,
-    /// Probabilities as float32, nodata -1.
+    /// Values as float32, nodata -1.
     F32,
 }
 
@@ -102,8 +109,10 @@ pub struct Outputs {
     pub classes: Option<PathBuf>,
     /// Optional 3-band class probabilities.
     pub probs: Option<(PathBuf, ProbsType)>,
-    /// Optional normalised predictive entropy (float32 in [0, 1], nodata -1).
-    pub uncertainty: Option<PathBuf>,
+    /// Optional uncertainty in [0, 1]: band 1 the normalised predictive entropy; with
+    /// several views (ensemble members, TTA transforms, scales) band 2 the normalised
+    /// mutual information (see [`crate::predictor`]).
+    pub uncertainty: Option<(PathBuf, ProbsType)>,
 }
 
 /// What a run did and where its time went (seconds are summed per stage; reading and
@@ -117,6 +126,8 @@ pub struct RunReport {
     pub overlap: usize,
     pub column_blocks: usize,
     pub provider: String,
+    /// Model runs per batch (ensemble members x TTA transforms x scales).
+    pub views: usize,
     pub read_s: f64,
     pub model_s: f64,
     pub blend_s: f64,
@@ -152,6 +163,8 @@ pub(crate) struct RowBand {
     pub(crate) classes: Vec<u8>,
     /// `(3, h, w)`, only when written.
     pub(crate) probs: Vec<f32>,
+    /// `(h, w)` normalised mutual information, only when written.
+    pub(crate) mutual_info: Vec<f32>,
     pub(crate) valid: Vec<bool>,
 }
 
@@ -162,34 +175,39 @@ struct Normalise {
     b: Vec<f32>,
 }
 
-/// Scores one raster with `model` and writes `outputs`, with the CRF pass when
+/// Scores one raster with `predictor` and writes `outputs`, with the CRF pass when
 /// `opts.crf` is set. `progress(done, total)` is called after each batch with tile counts.
 pub fn run(
-    model: &mut Model,
+    predictor: &mut Predictor,
     input: &std::path::Path,
     outputs: &Outputs,
     opts: &EngineOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<RunReport> {
     let Some(crf) = &opts.crf else {
-        return run_model(model, input, outputs, opts, progress);
+        return run_model(predictor, input, outputs, opts, progress);
     };
     let start = Instant::now();
     let raster = InputRaster::open(input)?;
     let (w, h) = (raster.width(), raster.height());
     let rows = output_rows(input, opts, h)?;
     // Pass 1: blended probabilities into a temporary float32 raster beside the output,
-    // over the rows of every CRF tile (halo included) that the CRF pass will run.
+    // over the rows of every CRF tile (halo included) that the CRF pass will run (and
+    // the model's uncertainty over the same rows, whose mutual information band the CRF
+    // passes on).
     let blend_rows =
         refine::rows_needed(w, h, crf, opts.memory_budget, rows).map_err(|msg| EngineError::Input {
             path: input.to_path_buf(),
             msg,
         })?;
-    let blended = TempFile::beside(outputs.classes.as_deref().unwrap_or(input), "blend");
+    let beside = outputs.classes.as_deref().unwrap_or(input);
+    let blended = TempFile::beside(beside, "blend");
+    let model_uncertainty = (outputs.uncertainty.is_some() && predictor.views() > 1)
+        .then(|| TempFile::beside(beside, "uncertainty"));
     let pass1 = Outputs {
         classes: None,
         probs: Some((blended.0.clone(), ProbsType::F32)),
-        uncertainty: None,
+        uncertainty: model_uncertainty.as_ref().map(|t| (t.0.clone(), ProbsType::F32)),
     };
     let pass1_opts = EngineOptions {
         overviews: false,
@@ -197,13 +215,14 @@ pub fn run(
         rows: Some(blend_rows),
         ..opts.clone()
     };
-    let mut report = run_model(model, input, &pass1, &pass1_opts, progress)?;
+    let mut report = run_model(predictor, input, &pass1, &pass1_opts, progress)?;
     // Pass 2: the CRF, writing the real outputs.
-    let writers = Writers::create(outputs, w, h, &raster.georef(), opts)?;
+    let writers = Writers::create(outputs, w, h, &raster.georef(), opts, predictor.views())?;
     drop(raster);
     let crf_report = refine::run_crf(
         input,
         (&blended.0, blend_rows.0),
+        model_uncertainty.as_ref().map(|t| t.0.as_path()),
         outputs,
         crf,
         opts.memory_budget,
@@ -232,7 +251,7 @@ fn output_rows(input: &std::path::Path, opts: &EngineOptions, height: usize) -> 
 
 /// The model pass: read -> model -> blend -> write.
 fn run_model(
-    model: &mut Model,
+    predictor: &mut Predictor,
     input: &std::path::Path,
     outputs: &Outputs,
     opts: &EngineOptions,
@@ -240,7 +259,7 @@ fn run_model(
 ) -> Result<RunReport> {
     let start = Instant::now();
     let raster = InputRaster::open(input)?;
-    let info = model.info().clone();
+    let info = predictor.info().clone();
     let bands = opts.bands.clone().unwrap_or_else(|| info.bands.clone());
     let input_err = |msg: String| EngineError::Input {
         path: input.to_path_buf(),
@@ -257,7 +276,7 @@ fn run_model(
         return Err(input_err(format!(
             "has {} band(s); the model {} needs band {b} (bands {bands:?})",
             raster.band_count(),
-            model.path().display()
+            predictor.path().display()
         )));
     }
     let mut norm = Normalise {
@@ -276,9 +295,13 @@ fn run_model(
         opts.tile.unwrap_or(info.tile_size),
         opts.overlap.unwrap_or(info.tile_overlap),
     );
-    // Bytes per accumulator column: 4 floats per row of the tile band, plus the finished
-    // band's classes / probs / mask (up to 2 in flight) and the read buffers.
-    let per_column = plan.tile.min(plan.height) * (16 + 3 * (1 + 12 + 1));
+    // Bytes per accumulator column: 4 floats per row of the tile band (5 with the mutual
+    // information), plus the finished band's classes / probs / mutual information / mask
+    // (up to 2 in flight) and the read buffers.
+    let views = predictor.views();
+    let want_mi = outputs.uncertainty.is_some() && views > 1;
+    let mi_bytes = if want_mi { 4 + 3 * 4 } else { 0 };
+    let per_column = plan.tile.min(plan.height) * (16 + 3 * (1 + 12 + 1) + mi_bytes);
     let block_width =
         (opts.memory_budget / per_column.max(1)).clamp(plan.tile, opts.max_block_width.max(plan.tile));
     let blocks = plan.column_blocks(block_width);
@@ -299,14 +322,15 @@ fn run_model(
     let tile_rows = first..last + 1;
 
     let georef = raster.georef();
-    let writers = Writers::create(outputs, w, h, &georef, opts)?;
+    let writers = Writers::create(outputs, w, h, &georef, opts, views)?;
     let mut report = RunReport {
         width: w,
         height: h,
         tile: plan.tile,
         overlap: plan.overlap,
         column_blocks: blocks.len(),
-        provider: model.provider().to_string(),
+        provider: predictor.provider().to_string(),
+        views,
         ..RunReport::default()
     };
     let total_tiles: usize = blocks
@@ -340,9 +364,10 @@ fn run_model(
         let mut blend_time = Duration::ZERO;
         let outcome = (|| -> Result<()> {
             for &(x0, x1) in &blocks {
-                let mut acc = Accumulator::new(&plan, x0, x1);
+                let mut acc = Accumulator::new(&plan, x0, x1, want_mi);
                 acc.shift_to(plan.row_origin(tile_rows.start));
                 let mut probs = Vec::new();
+                let mut mutual_info = Vec::new();
                 for k in tile_rows.clone() {
                     let (band_start, band_end) = clip_rows(row_bands[k], (r0, r1));
                     loop {
@@ -351,12 +376,16 @@ fn run_model(
                             ReadMsg::Batch(batch) => {
                                 let t0 = Instant::now();
                                 let (ih, iw) = (plan.tile_height, plan.tile_width);
-                                probs.resize(batch.tiles.len() * NUM_CLASSES * ih * iw, 0.0);
-                                model.run(&batch.data, batch.tiles.len(), ih, iw, &mut probs)?;
+                                let n = batch.tiles.len();
+                                probs.resize(n * NUM_CLASSES * ih * iw, 0.0);
+                                mutual_info.resize(if want_mi { n * ih * iw } else { 0 }, 0.0);
+                                let mi = want_mi.then_some(mutual_info.as_mut_slice());
+                                predictor.run(&batch.data, n, ih, iw, &mut probs, mi)?;
                                 let t1 = Instant::now();
                                 for (i, t) in batch.tiles.iter().enumerate() {
                                     let per = NUM_CLASSES * ih * iw;
-                                    acc.add(t, &probs[i * per..(i + 1) * per]);
+                                    let mi = want_mi.then(|| &mutual_info[i * ih * iw..(i + 1) * ih * iw]);
+                                    acc.add(t, &probs[i * per..(i + 1) * per], mi);
                                 }
                                 model_time += t1 - t0;
                                 blend_time += t1.elapsed();
@@ -528,6 +557,8 @@ struct Accumulator {
     sums: Vec<f32>,
     /// `(rows, width)` weight sums.
     weights: Vec<f32>,
+    /// `(rows, width)` weighted mutual information sums (empty when not wanted).
+    mutual_info: Vec<f32>,
     /// Raster size.
     raster: (usize, usize),
     weight_x: Vec<f32>,
@@ -535,7 +566,7 @@ struct Accumulator {
 }
 
 impl Accumulator {
-    fn new(plan: &TilePlan, x0: usize, x1: usize) -> Self {
+    fn new(plan: &TilePlan, x0: usize, x1: usize, mutual_info: bool) -> Self {
         let tiles = plan.row_tiles(0, x0, x1);
         let inside = |t: &Tile| t.inside(plan.width, plan.height);
         let xa = tiles.first().map_or(x0, |t| inside(t).x);
@@ -552,13 +583,19 @@ impl Accumulator {
             raster: (plan.width, plan.height),
             sums: vec![0.0; NUM_CLASSES * rows * width],
             weights: vec![0.0; rows * width],
+            mutual_info: if mutual_info {
+                vec![0.0; rows * width]
+            } else {
+                Vec::new()
+            },
             weight_x: blend_weights(plan.tile_width, plan.overlap),
             weight_y: blend_weights(plan.tile_height, plan.overlap),
         }
     }
 
-    /// Adds one tile's `(3, height, width)` probabilities (the part inside the raster).
-    fn add(&mut self, tile: &Tile, probs: &[f32]) {
+    /// Adds one tile's `(3, height, width)` probabilities and, when the accumulator keeps
+    /// it, its `(height, width)` mutual information (the part inside the raster).
+    fn add(&mut self, tile: &Tile, probs: &[f32], mutual_info: Option<&[f32]>) {
         let win = tile.inside(self.raster.0, self.raster.1);
         let iw = tile.width;
         let plane = tile.height * iw;
@@ -577,6 +614,9 @@ impl Accumulator {
                 for c in 0..NUM_CLASSES {
                     self.sums[c * self.rows * self.width + row + x] += wgt * probs[c * plane + ty * iw + tx];
                 }
+                if let (Some(mi), false) = (mutual_info, self.mutual_info.is_empty()) {
+                    self.mutual_info[row + x] += wgt * mi[ty * iw + tx];
+                }
             }
         }
     }
@@ -591,6 +631,8 @@ impl Accumulator {
         } else {
             Vec::new()
         };
+        let keep_mi = !self.mutual_info.is_empty();
+        let mut mutual_info = vec![0.0f32; if keep_mi { w * h } else { 0 }];
         let plane = self.rows * self.width;
         for y in 0..h {
             let src_row = (start + y - self.origin) * self.width + (self.x0 - self.xa);
@@ -609,12 +651,16 @@ impl Accumulator {
                         probs[c * w * h + i] = p[c];
                     }
                 }
+                if keep_mi {
+                    mutual_info[i] = self.mutual_info[s] * inv;
+                }
             }
         }
         RowBand {
             window: Window::new(self.x0, start, w, h),
             classes,
             probs,
+            mutual_info,
             valid,
         }
     }
@@ -629,8 +675,12 @@ impl Accumulator {
             plane.copy_within(d.min(rows) * width.., 0);
             plane[keep * width..].fill(0.0);
         }
-        self.weights.copy_within(d.min(rows) * width.., 0);
-        self.weights[keep * width..].fill(0.0);
+        for plane in [&mut self.weights, &mut self.mutual_info] {
+            if !plane.is_empty() {
+                plane.copy_within(d.min(rows) * width.., 0);
+                plane[keep * width..].fill(0.0);
+            }
+        }
         self.origin = new_origin;
     }
 }
@@ -641,16 +691,19 @@ pub(crate) struct Writers {
     row_offset: usize,
     classes: Option<GeoTiffWriter>,
     probs: Option<(GeoTiffWriter, ProbsType)>,
-    uncertainty: Option<GeoTiffWriter>,
+    uncertainty: Option<(GeoTiffWriter, ProbsType)>,
 }
 
 impl Writers {
+    /// Opens the outputs; `views` is the predictor's model runs per batch (the
+    /// uncertainty raster gets a mutual information band when there are several).
     pub(crate) fn create(
         outputs: &Outputs,
         w: usize,
         h: usize,
         georef: &crate::raster::GeoRef,
         opts: &EngineOptions,
+        views: usize,
     ) -> Result<Self> {
         // A shard's outputs hold its rows only, georeferenced where they lie.
         let (r0, r1) = opts.rows.unwrap_or((0, h));
@@ -685,17 +738,15 @@ impl Writers {
                 create(path, 1, false, options)
             })
             .transpose()?;
+        let encoding = |ty: &ProbsType, what: &str| match ty {
+            ProbsType::U8 => (255.0, vec![("SCALE".to_string(), format!("{what} x 255"))]),
+            ProbsType::F32 => (-1.0, Vec::new()),
+        };
         let probs = outputs
             .probs
             .as_ref()
             .map(|(path, ty)| {
-                let (nodata, metadata) = match ty {
-                    ProbsType::U8 => (
-                        255.0,
-                        vec![("SCALE".to_string(), "probability x 255".to_string())],
-                    ),
-                    ProbsType::F32 => (-1.0, Vec::new()),
-                };
+                let (nodata, metadata) = encoding(ty, "probability");
                 let options = WriteOptions {
                     nodata: Some(nodata),
                     band_descriptions: crate::classes::CLASS_NAMES
@@ -711,13 +762,28 @@ impl Writers {
         let uncertainty = outputs
             .uncertainty
             .as_ref()
-            .map(|path| {
+            .map(|(path, ty)| {
+                let (nodata, mut metadata) = encoding(ty, "uncertainty");
+                metadata.push(("VIEWS".to_string(), views.to_string()));
+                let mut band_descriptions =
+                    vec!["normalised predictive entropy: H(mean p) / ln 3 (total uncertainty)".to_string()];
+                if views > 1 {
+                    band_descriptions.push(format!(
+                        "normalised mutual information: (H(mean p) - mean H(p)) / ln 3 over {views} views \
+                         (epistemic uncertainty: ensemble members x TTA transforms x scales)"
+                    ));
+                }
                 let options = WriteOptions {
-                    nodata: Some(-1.0),
-                    band_descriptions: vec!["normalised predictive entropy".into()],
+                    nodata: Some(nodata),
+                    metadata,
                     ..layout.clone()
                 };
-                create(path, 1, true, options)
+                let bands = band_descriptions.len();
+                let options = WriteOptions {
+                    band_descriptions,
+                    ..options
+                };
+                create(path, bands, *ty == ProbsType::F32, options).map(|writer| (writer, *ty))
             })
             .transpose()?;
         Ok(Self {
@@ -758,46 +824,18 @@ impl Writers {
             writer.write_band(1, window, &band.classes)?;
         }
         let n = band.window.pixels();
-        let valid = |i: usize| band.valid[i % n];
         if let Some((writer, ty)) = &mut self.probs {
-            match ty {
-                ProbsType::U8 => {
-                    let buf: Vec<u8> = band
-                        .probs
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &p)| {
-                            if valid(i) {
-                                (p * 255.0).round().min(254.0) as u8
-                            } else {
-                                255
-                            }
-                        })
-                        .collect();
-                    writer.write_bands(window, &buf)?;
-                }
-                ProbsType::F32 => {
-                    let buf: Vec<f32> = band
-                        .probs
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &p)| if valid(i) { p } else { -1.0 })
-                        .collect();
-                    writer.write_bands(window, &buf)?;
-                }
-            }
+            write_scores(writer, *ty, window, band, &band.probs)?;
         }
-        if let Some(writer) = &mut self.uncertainty {
-            let buf: Vec<f32> = (0..n)
-                .map(|i| {
-                    if band.valid[i] {
-                        normalised_entropy([band.probs[i], band.probs[n + i], band.probs[2 * n + i]])
-                    } else {
-                        -1.0
-                    }
-                })
+        if let Some((writer, ty)) = &mut self.uncertainty {
+            let mut values: Vec<f32> = (0..n)
+                .map(|i| normalised_entropy([band.probs[i], band.probs[n + i], band.probs[2 * n + i]]))
                 .collect();
-            writer.write_band(1, window, &buf)?;
+            if writer.band_count() == 2 {
+                assert_eq!(band.mutual_info.len(), n, "mutual information of {}", band.window);
+                values.extend_from_slice(&band.mutual_info);
+            }
+            write_scores(writer, *ty, window, band, &values)?;
         }
         Ok(())
     }
@@ -809,10 +847,47 @@ impl Writers {
         if let Some((w, _)) = self.probs {
             w.finish()?;
         }
-        if let Some(w) = self.uncertainty {
+        if let Some((w, _)) = self.uncertainty {
             w.finish()?;
         }
         Ok(())
+    }
+}
+
+/// Writes band-major `values` in [0, 1] (as many bands as the writer has) of `band`
+/// into `window` of the output, encoded as `ty`, nodata where the input is nodata.
+fn write_scores(
+    writer: &mut GeoTiffWriter,
+    ty: ProbsType,
+    window: Window,
+    band: &RowBand,
+    values: &[f32],
+) -> std::result::Result<(), RasterError> {
+    let n = band.window.pixels();
+    let valid = |i: usize| band.valid[i % n];
+    match ty {
+        ProbsType::U8 => {
+            let buf: Vec<u8> = values
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| {
+                    if valid(i) {
+                        (p * 255.0).round().min(254.0) as u8
+                    } else {
+                        255
+                    }
+                })
+                .collect();
+            writer.write_bands(window, &buf)
+        }
+        ProbsType::F32 => {
+            let buf: Vec<f32> = values
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| if valid(i) { p } else { -1.0 })
+                .collect();
+            writer.write_bands(window, &buf)
+        }
     }
 }
 
@@ -823,13 +898,6 @@ pub fn overview_factors(width: usize, height: usize) -> Vec<i32> {
         .map(|k| 1i32 << k)
         .take_while(|&f| long / f as usize >= 256)
         .collect()
-}
-
-/// Entropy of a class distribution divided by its maximum, `ln 3`: 0 for a one-hot
-/// prediction, 1 for a uniform one.
-pub fn normalised_entropy(p: [f32; NUM_CLASSES]) -> f32 {
-    let h: f32 = p.iter().filter(|&&v| v > 0.0).map(|&v| -v * v.ln()).sum();
-    (h / (NUM_CLASSES as f32).ln()).clamp(0.0, 1.0)
 }
 
 #[cfg(test)]
@@ -844,25 +912,17 @@ mod tests {
     }
 
     #[test]
-    fn entropy_is_zero_for_one_hot_and_one_for_uniform() {
-        assert_eq!(normalised_entropy([1.0, 0.0, 0.0]), 0.0);
-        assert!((normalised_entropy([1.0 / 3.0; 3]) - 1.0).abs() < 1e-6);
-        // By hand: H(0.5, 0.5, 0) = ln 2, / ln 3 = 0.63093.
-        assert!((normalised_entropy([0.5, 0.5, 0.0]) - 0.630_93).abs() < 1e-5);
-    }
-
-    #[test]
     fn accumulator_averages_overlapping_tiles_exactly() {
         // 96 px wide, tiles of 64 overlapping by 32, border 16: tiles at x = -16, 16, 48.
         let plan = TilePlan::new(96, 16, 64, 32);
         assert_eq!(plan.xs, vec![-16, 16, 48]);
-        let mut acc = Accumulator::new(&plan, 0, 96);
+        let mut acc = Accumulator::new(&plan, 0, 96, false);
         let tiles = plan.row_tiles(0, 0, 96);
         let n = plan.tile_width * plan.tile_height;
         let constant = |p: [f32; 3]| -> Vec<f32> { p.iter().flat_map(|&v| vec![v; n]).collect() };
-        acc.add(&tiles[0], &constant([0.7, 0.2, 0.1]));
-        acc.add(&tiles[1], &constant([0.1, 0.2, 0.7]));
-        acc.add(&tiles[2], &constant([0.1, 0.2, 0.7]));
+        acc.add(&tiles[0], &constant([0.7, 0.2, 0.1]), None);
+        acc.add(&tiles[1], &constant([0.1, 0.2, 0.7]), None);
+        acc.add(&tiles[2], &constant([0.1, 0.2, 0.7]), None);
         let band = acc.finish_rows(0, 16, vec![true; 96 * 16], true);
         let p0 = |x: usize| band.probs[x];
         // Column 20: tile 0 at i = 36, tile 1 at i = 4; tile 2 does not cover it.

@@ -606,6 +606,11 @@ impl GeoTiffWriter {
         &self.final_path
     }
 
+    /// Number of bands.
+    pub fn band_count(&self) -> usize {
+        self.bands
+    }
+
     /// Writes `data` (row-major, `window.pixels()` long) into `window` of band `band`
     /// (1-based).
     pub fn write_band<T: GdalType + Copy>(&mut self, band: usize, window: Window, data: &[T]) -> Result<()> {

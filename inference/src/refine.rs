@@ -6,7 +6,9 @@
 //! ([`crate::crf::tile_plan`]: cores plus a 256 px halo, so that the result inside a core
 //! does not depend on the cut), reads each tile's colour bands and probabilities,
 //! runs [`crate::crf::dense_crf_in_place`] and writes only the core's classes (and CRF
-//! marginals for `--probs` / `--uncertainty`). The CRF tile side is the smaller of
+//! marginals for `--probs` / `--uncertainty`; the mutual information band of
+//! `--uncertainty`, which measures how the model's views disagree, is the model pass's,
+//! read back from its temporary raster). The CRF tile side is the smaller of
 //! `--crf-tile` and what the memory budget allows at [`CRF_BYTES_PER_PIXEL`].
 //!
 //! Colour space of the bilateral kernel: 8-bit bands are used as they are (as
@@ -110,10 +112,12 @@ pub(crate) fn rows_needed(
 
 /// Runs the CRF over `blended` (3-band float32 probabilities of `input`, nodata -1,
 /// holding the raster's rows from the given one on) and writes rows `[r0, r1)` of
-/// `outputs`.
+/// `outputs`; `model_uncertainty` is the model pass's 2-band uncertainty raster over the
+/// same rows as `blended`, when its mutual information band is to be passed on.
 pub(crate) fn run_crf(
     input: &Path,
     (blended, blended_row): (&Path, usize),
+    model_uncertainty: Option<&Path>,
     outputs: &Outputs,
     crf_opts: &CrfOptions,
     memory_budget: usize,
@@ -123,6 +127,7 @@ pub(crate) fn run_crf(
     let start = Instant::now();
     let image = InputRaster::open(input)?;
     let probs = InputRaster::open(blended)?;
+    let model_uncertainty = model_uncertainty.map(InputRaster::open).transpose()?;
     let (w, h) = (image.width(), image.height());
     let input_err = |msg: String| EngineError::Input {
         path: input.to_path_buf(),
@@ -186,8 +191,17 @@ pub(crate) fn run_crf(
             } else {
                 Vec::new()
             },
+            mutual_info: Vec::new(),
             valid: vec![false; cn],
         };
+        if let Some(u) = &model_uncertainty {
+            band.mutual_info = vec![0f32; cn];
+            let in_blended = Window {
+                y: core.y - blended_row,
+                ..core
+            };
+            u.read_band(2, in_blended, &mut band.mutual_info)?;
+        }
         for y in 0..core.height {
             for x in 0..core.width {
                 let (i, s) = (y * core.width + x, (cy + y) * e.width + cx + x);

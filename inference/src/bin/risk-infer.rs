@@ -11,8 +11,10 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use risk_inference::augment::Tta;
 use risk_inference::crf::CrfParams;
 use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
+use risk_inference::predictor::Predictor;
 use risk_inference::raster::InputRaster;
 use risk_inference::refine::{self, CrfOptions};
 use risk_inference::session::{Device, Model, SessionOptions};
@@ -25,7 +27,7 @@ use tracing_subscriber::prelude::*;
     name = "risk-infer",
     version,
     about = "Segment rasters into risk classes (0 Low, 1 Medium, 2 High, 255 nodata)",
-    after_help = "Examples:\n  risk-infer scene.tif -o risk.tif\n  risk-infer a.tif b.tif --out-dir risk/ --skip-existing\n  risk-infer --list rasters.txt --out-dir risk/ --device cuda\n  risk-infer --info models/default.onnx\n  risk-infer big.tif -o parts/risk.2.tif --shard 2/4   # then: risk-infer mosaic parts/risk.*.tif -o risk.tif",
+    after_help = "Examples:\n  risk-infer scene.tif -o risk.tif\n  risk-infer a.tif b.tif --out-dir risk/ --skip-existing\n  risk-infer scene.tif -o risk.tif -m s42.onnx -m s123.onnx -m s456.onnx --tta d4 --uncertainty unc.tif\n  risk-infer --list rasters.txt --out-dir risk/ --device cuda\n  risk-infer --info models/default.onnx\n  risk-infer big.tif -o parts/risk.2.tif --shard 2/4   # then: risk-infer mosaic parts/risk.*.tif -o risk.tif",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -45,9 +47,19 @@ struct Cli {
     /// Skip inputs whose output already exists.
     #[arg(long)]
     skip_existing: bool,
-    /// ONNX model (default: $RISK_MODEL, else the shipped models/default.onnx).
+    /// ONNX model (default: $RISK_MODEL, else the shipped models/default.onnx). Repeat for
+    /// an ensemble: the members' probabilities are averaged (they must share bands,
+    /// normalisation and tiling).
     #[arg(short, long)]
-    model: Option<PathBuf>,
+    model: Vec<PathBuf>,
+    /// Test-time augmentation: every tile is also run flipped (flips: 4 views) or under
+    /// all eight flips and rotations (d4), and the predictions, turned back, averaged.
+    #[arg(long, value_enum, default_value_t = Tta::None)]
+    tta: Tta,
+    /// Multi-scale inference: tiles resampled (bilinear) by each factor, e.g. 0.75,1,1.25,
+    /// predicted, brought back to the native grid and averaged.
+    #[arg(long, value_delimiter = ',', default_value = "1", value_parser = parse_scale)]
+    scales: Vec<f32>,
     /// Print a model's metadata and exit.
     #[arg(long, value_name = "MODEL")]
     info: Option<PathBuf>,
@@ -87,9 +99,14 @@ struct Cli {
     /// Pixel type of --probs: u8 (x 255) or f32.
     #[arg(long, value_enum, default_value_t = ProbsType::U8)]
     probs_type: ProbsType,
-    /// Also write the normalised predictive entropy (float32, 0..1) to this file (one input only).
+    /// Also write the uncertainty to this file (one input only): band 1 the normalised
+    /// predictive entropy (0..1); with an ensemble, --tta or --scales, band 2 the
+    /// normalised mutual information between views (the epistemic part).
     #[arg(long)]
     uncertainty: Option<PathBuf>,
+    /// Pixel type of --uncertainty: f32 or u8 (x 255).
+    #[arg(long, value_enum, default_value_t = ProbsType::F32)]
+    uncertainty_type: ProbsType,
     /// Dense CRF refinement: `model` (the model's risk.crf metadata, else off), off,
     /// default (V2) or enhanced (V2.5).
     #[arg(long, value_enum, default_value_t = CrfChoice::Model)]
@@ -201,6 +218,13 @@ fn crf_options(cli: &Cli, model: &Model) -> anyhow::Result<Option<CrfOptions>> {
         halo: cli.crf_halo,
         bands: [bands[0], bands[1], bands[2]],
     }))
+}
+
+fn parse_scale(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(v) if v.is_finite() && (0.125..=8.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a scale factor between 0.125 and 8")),
+    }
 }
 
 fn parse_bytes(s: &str) -> Result<usize, String> {
@@ -370,34 +394,50 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         }
         None => jobs,
     };
-    let model_path = match cli.model.clone().or_else(default_model) {
-        Some(p) => p,
-        None => bail!("no model: pass --model FILE (the shipped models/default.onnx was not found)"),
+    let model_paths = match (cli.model.is_empty(), default_model()) {
+        (false, _) => cli.model.clone(),
+        (true, Some(p)) => vec![p],
+        (true, None) => {
+            bail!("no model: pass --model FILE (the shipped models/default.onnx was not found)")
+        }
     };
     // GDAL's block cache gets an eighth of the budget (the rest: tiles, accumulators, CRF).
     risk_inference::raster::set_cache_limit(cli.memory_budget / 8);
-    let mut model = Model::load(
-        &model_path,
-        &SessionOptions {
-            device: cli.device,
-            threads: cli.threads,
-            device_id: cli.device_id,
-            trt_fp16: cli.trt_fp16,
-            trt_cache: cli.trt_cache.clone(),
-        },
-    )?;
-    tracing::info!(
-        "model {} ({}) on {}{}",
-        model_path.display(),
-        model.info().version.as_deref().unwrap_or("unversioned"),
-        model.provider(),
-        if cli.threads > 0 {
-            format!(", {} threads", cli.threads)
-        } else {
-            String::new()
-        }
-    );
-    let crf = crf_options(&cli, &model)?;
+    let session = SessionOptions {
+        device: cli.device,
+        threads: cli.threads,
+        device_id: cli.device_id,
+        trt_fp16: cli.trt_fp16,
+        trt_cache: cli.trt_cache.clone(),
+    };
+    let mut members = Vec::new();
+    for path in &model_paths {
+        let model = Model::load(path, &session)?;
+        tracing::info!(
+            "model {} ({}) on {}{}",
+            path.display(),
+            model.info().version.as_deref().unwrap_or("unversioned"),
+            model.provider(),
+            if cli.threads > 0 {
+                format!(", {} threads", cli.threads)
+            } else {
+                String::new()
+            }
+        );
+        members.push(model);
+    }
+    let mut predictor = Predictor::new(members, cli.tta, cli.scales.clone())?;
+    if predictor.views() > 1 {
+        tracing::info!(
+            "{} model run(s) per tile: {} member(s) x TTA {:?} ({} transform(s)) x scales {:?}",
+            predictor.views(),
+            predictor.members().len(),
+            cli.tta,
+            cli.tta.transforms().len(),
+            cli.scales
+        );
+    }
+    let crf = crf_options(&cli, &predictor.members()[0])?;
     if let Some(c) = &crf {
         let p = &c.params;
         tracing::info!(
@@ -444,7 +484,7 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         let outputs = Outputs {
             classes: Some(output.clone()),
             probs: cli.probs.clone().map(|p| (p, cli.probs_type)),
-            uncertainty: cli.uncertainty.clone(),
+            uncertainty: cli.uncertainty.clone().map(|p| (p, cli.uncertainty_type)),
         };
         let bar = if show_bar {
             let bar = ProgressBar::new(0);
@@ -469,7 +509,7 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
                 bar.set_position(d as u64);
             }
         };
-        match engine::run(&mut model, input, &outputs, &opts, &mut progress) {
+        match engine::run(&mut predictor, input, &outputs, &opts, &mut progress) {
             Ok(report) => {
                 if let Some(bar) = bar {
                     bar.finish_and_clear();
