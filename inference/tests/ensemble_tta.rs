@@ -20,7 +20,10 @@ fn fixture(name: &str) -> PathBuf {
 
 fn risk_infer(models: &[&Path], args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_risk-infer"));
-    cmd.args(["--quiet", "--threads", "1", "--crf", "off"]);
+    cmd.args(["--quiet", "--threads", "1"]);
+    if !args.iter().any(|a| a.as_ref() == "--crf") {
+        cmd.args(["--crf", "off"]);
+    }
     for m in models {
         cmd.arg("--model").arg(m);
     }
@@ -267,6 +270,36 @@ fn multi_scale_keeps_probabilities_and_differs_from_one_scale() {
     let diff = max_diff(&p, &p1);
     assert!(diff > 0.01, "multi-scale equals one scale (max diff {diff})");
     assert!(u[n..].iter().any(|&v| v > 1e-3), "no disagreement between scales");
+}
+
+#[test]
+fn the_crf_pass_keeps_the_model_views_mutual_information() {
+    // With the CRF, band 1 is the entropy of the CRF's marginals, band 2 the model
+    // pass's mutual information, unchanged (read back from its float32 raster).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = d.join("generic.onnx");
+    write_model(&model, false, &TILING);
+    let input = fixture("scene512.tif");
+    let (_, _, plain) = predict(&[&model], &input, &["--tta", "flips"], d, "plain");
+    let (_, bands, crf) = predict(
+        &[&model],
+        &input,
+        &["--tta", "flips", "--crf", "default", "--crf-tile", "600"],
+        d,
+        "crf",
+    );
+    assert_eq!(bands, 2);
+    let n = plain.len() / 2;
+    assert!(
+        plain[n..] == crf[n..],
+        "mutual information changed by the CRF pass"
+    );
+    assert!(plain[n..].iter().any(|&v| v > 1e-3));
+    assert!(
+        max_diff(&plain[..n], &crf[..n]) > 0.05,
+        "the CRF did not change the entropy"
+    );
 }
 
 #[test]
