@@ -221,8 +221,11 @@ pub fn run(
     drop(raster);
     let crf_report = refine::run_crf(
         input,
-        (&blended.0, blend_rows.0),
-        model_uncertainty.as_ref().map(|t| t.0.as_path()),
+        refine::ModelPass {
+            probs: &blended.0,
+            uncertainty: model_uncertainty.as_ref().map(|t| t.0.as_path()),
+            first_row: blend_rows.0,
+        },
         outputs,
         crf,
         opts.memory_budget,

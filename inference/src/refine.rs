@@ -110,14 +110,21 @@ pub(crate) fn rows_needed(
     Ok((e0, e1))
 }
 
-/// Runs the CRF over `blended` (3-band float32 probabilities of `input`, nodata -1,
-/// holding the raster's rows from the given one on) and writes rows `[r0, r1)` of
-/// `outputs`; `model_uncertainty` is the model pass's 2-band uncertainty raster over the
-/// same rows as `blended`, when its mutual information band is to be passed on.
+/// The model pass's temporary rasters that the CRF pass reads, both holding the
+/// raster's rows from `first_row` on.
+pub(crate) struct ModelPass<'a> {
+    /// 3-band float32 blended probabilities, nodata -1.
+    pub(crate) probs: &'a Path,
+    /// 2-band float32 uncertainty, when its mutual information band is passed on.
+    pub(crate) uncertainty: Option<&'a Path>,
+    pub(crate) first_row: usize,
+}
+
+/// Runs the CRF over the model pass's blended probabilities of `input` and writes rows
+/// `[r0, r1)` of `outputs`.
 pub(crate) fn run_crf(
     input: &Path,
-    (blended, blended_row): (&Path, usize),
-    model_uncertainty: Option<&Path>,
+    pass: ModelPass,
     outputs: &Outputs,
     crf_opts: &CrfOptions,
     memory_budget: usize,
@@ -126,8 +133,9 @@ pub(crate) fn run_crf(
 ) -> Result<CrfReport> {
     let start = Instant::now();
     let image = InputRaster::open(input)?;
-    let probs = InputRaster::open(blended)?;
-    let model_uncertainty = model_uncertainty.map(InputRaster::open).transpose()?;
+    let probs = InputRaster::open(pass.probs)?;
+    let model_uncertainty = pass.uncertainty.map(InputRaster::open).transpose()?;
+    let blended_row = pass.first_row;
     let (w, h) = (image.width(), image.height());
     let input_err = |msg: String| EngineError::Input {
         path: input.to_path_buf(),
