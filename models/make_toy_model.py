@@ -11,7 +11,13 @@ pixels of fixtures/scene512 and fixtures/scene700x433. Receptive field: 15 px.
 Deterministic: same fixtures, same model bytes.
 
     .deps/bench-venv/bin/python models/make_toy_model.py   # bench venv: numpy, onnx, onnxruntime, rasterio
+
+Ensemble members for `risk-infer --model a.onnx --model b.onnx ...` (a stand-in for the
+trained seeds until they exist) are the same model fitted on other pixels:
+`--fit-on scene512` (one fixture only) and/or `--offset 1` (the odd rows and columns
+instead of the even ones), written with `-o`.
 """
+import argparse
 import json
 import pathlib
 
@@ -61,16 +67,24 @@ def load(name):
 
 
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-o", "--out", type=pathlib.Path, default=OUT)
+    ap.add_argument("--fit-on", default="scene512,scene700x433", help="comma-separated fixtures")
+    ap.add_argument("--offset", type=int, default=0, choices=[0, 1], help="fit on even (0) or odd (1) rows/columns")
+    args = ap.parse_args()
+    scenes = args.fit_on.split(",")
+    member = args.out != OUT
     nodes, inits = feature_nodes()
     feat_model = graph(nodes, inits, [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 9, "H", "W"])])
     sess = ort.InferenceSession(feat_model.SerializeToString(), providers=["CPUExecutionProvider"])
     xs, ys = [], []
-    for name in ["scene512", "scene700x433"]:
+    for name in scenes:
         x, y = load(name)
         f = sess.run(None, {"image": x[None]})[0][0]  # (9, H, W)
         keep = y != 255
-        keep[:, 1::2] = False  # every other column and row: plenty for 10 weights
-        keep[1::2, :] = False
+        off = 1 - args.offset
+        keep[:, off::2] = False  # every other column and row: plenty for 10 weights
+        keep[off::2, :] = False
         xs.append(f[:, keep].T)
         ys.append(y[keep])
     X = np.concatenate(xs).astype(np.float64)
@@ -112,7 +126,7 @@ def main():
     model = graph(nodes, inits, [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 3, "H", "W"])])
     meta = {
         "risk.contract": "1",
-        "risk.model_version": "toy-1",
+        "risk.model_version": f"toy-1-{'+'.join(scenes)}-offset{args.offset}" if member else "toy-1",
         "risk.architecture": "box features (5x5 mean/variance, 15x15 mean) + logistic regression",
         "risk.bands": "1,2,3",
         "risk.scale": str(1.0 / 255.0),
@@ -123,15 +137,21 @@ def main():
         "risk.tile_overlap": "32",
         "risk.crf": "default",
         "risk.metrics": json.dumps({"train_pixel_accuracy": round(acc, 4)}),
-        "risk.training": json.dumps({"data": "fixtures/scene512 + scene700x433", "class_weight": "sqrt inverse frequency"}),
+        "risk.training": json.dumps(
+            {
+                "data": "fixtures/" + " + ".join(scenes) if member else "fixtures/scene512 + scene700x433",
+                **({"pixels": "odd rows and columns" if args.offset else "even rows and columns"} if member else {}),
+                "class_weight": "sqrt inverse frequency",
+            }
+        ),
     }
     for k, v in meta.items():
         model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
     onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, OUT)
+    onnx.save(model, args.out)
     conf = np.zeros((3, 3), int)
     np.add.at(conf, (y, pred), 1)
-    print(f"wrote {OUT}: train pixel accuracy {acc:.4f}\nconfusion (rows truth):\n{conf}")
+    print(f"wrote {args.out}: train pixel accuracy {acc:.4f}\nconfusion (rows truth):\n{conf}")
 
 
 if __name__ == "__main__":
