@@ -94,3 +94,7 @@ train-ensemble:
     target/release/risk-train synth --width 2048 --height 2048 --seed 11 --image out/scene2048_s11.tif --labels out/scene2048_s11_labels.tif
     target/release/risk-train fit --config training/config.edge.yaml --seeds 42,123,456
     for s in 42 123 456; do target/release/risk-train export out/runs/edge-b0/seed$s/best.safetensors --config training/config.edge.yaml --fp16 --model-version "edge-b0-1 ensemble member, seed $s" -o out/ensemble/edge-b0-seed$s.onnx; done
+
+# Metrics and time cost of --tta, --scales and ensembles on a held-out synth scene.
+bench-tta:
+    bash bench/tta_ensemble.sh out/bench-tta
