@@ -145,6 +145,30 @@ fn tta_of_an_equivariant_model_equals_no_tta() {
     }
 }
 
+#[test]
+fn d4_on_non_square_tiles() {
+    // A 300 x 20 raster in 128 px tiles: 20 rows and their 16 px borders round up to 64,
+    // so tiles are 128 x 64 and their transposes 64 x 128 model inputs, turned back by
+    // the inverse transforms.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = d.join("symmetric.onnx");
+    write_model(&model, true, &TILING);
+    let (w, h) = (300, 20);
+    let data: Vec<u8> = (0..3 * w * h).map(|i| (37 + (i * 7919) % 200) as u8).collect();
+    let input = d.join("strip.tif");
+    let georef = risk_inference::raster::GeoRef::north_up(32633, 600_000.0, 5_000_000.0, 2.0).unwrap();
+    let mut wr = GeoTiffWriter::create::<u8>(&input, w, h, 3, &georef, WriteOptions::default()).unwrap();
+    wr.write_bands(Window::new(0, 0, w, h), &data).unwrap();
+    wr.finish().unwrap();
+    let (p0, _, _) = predict(&[&model], &input, &[], d, "plain");
+    let (p, _, u) = predict(&[&model], &input, &["--tta", "d4"], d, "d4");
+    let diff = max_diff(&p, &p0);
+    assert!(diff < 1e-5, "d4 on 128 x 64 tiles differs by {diff}");
+    let mi = u[w * h..].iter().copied().fold(0.0, f32::max);
+    assert!(mi < 1e-5, "mutual information up to {mi}");
+}
+
 /// Symmetry `k` (of 8) of an `n` x `n` square, written out: output `(y, x)` reads the
 /// input at the returned pixel.
 fn symmetry(k: usize, n: usize, y: usize, x: usize) -> (usize, usize) {
