@@ -154,10 +154,11 @@ fn runtime() -> Result<&'static ort::environment::Environment> {
     static ENV: std::sync::OnceLock<std::result::Result<ort::environment::Environment, String>> =
         std::sync::OnceLock::new();
     ENV.get_or_init(|| {
-        let builder = match std::env::var_os("ORT_DYLIB_PATH") {
-            Some(p) => ort::init_from(p).map_err(|e| e.to_string())?,
-            None => ort::init(),
-        };
+        // Without ORT_DYLIB_PATH, the system's search path (ort's own fallback would panic).
+        let path = std::env::var_os("ORT_DYLIB_PATH")
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "libonnxruntime.so".into());
+        let builder = ort::init_from(path).map_err(|e| e.to_string())?;
         builder.with_name("risk-infer").build().map_err(|e| e.to_string())
     })
     .as_ref()
@@ -200,6 +201,7 @@ impl Model {
             path: path.clone(),
             msg,
         };
+        runtime()?; // before anything else touches ONNX Runtime's API
         let (session, provider) = match options.device {
             Device::Cpu => (Self::build(&path, options, None)?, "CPU"),
             Device::Cuda => (Self::build(&path, options, Some(Device::Cuda))?, "CUDA"),

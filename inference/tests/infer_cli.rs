@@ -571,3 +571,26 @@ fn cog_and_overviews_are_what_gdal_reports() {
     assert!(read_u8(&plain).2 == read_u8(&cog).2);
     assert_eq!(files_in(dir.path()), vec!["cog.tif", "ovr.tif", "plain.tif"]);
 }
+
+#[test]
+fn missing_onnx_runtime_is_one_clear_line() {
+    // No ORT_DYLIB_PATH and no libonnxruntime.so on the search path: one error line, exit 1
+    // (ort's own fallback would panic).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("risk.tif");
+    let o = Command::new(env!("CARGO_BIN_EXE_risk-infer"))
+        .args(["--crf", "off", "--model"])
+        .arg(model())
+        .arg(fixture("scene512.tif"))
+        .arg("-o")
+        .arg(&out)
+        .env_remove("ORT_DYLIB_PATH")
+        .env("LD_LIBRARY_PATH", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("ONNX Runtime library cannot be loaded"), "{err}");
+    assert_eq!(files_in(dir.path()), Vec::<String>::new());
+}

@@ -4,7 +4,8 @@
 //! Exit codes: 0 all inputs scored (or skipped), 1 a runtime failure (any input failed;
 //! the others still run), 2 a usage error.
 
-use std::io::IsTerminal;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -75,7 +76,7 @@ struct Cli {
     /// TensorRT: engine cache folder (reused across runs).
     #[arg(long)]
     trt_cache: Option<PathBuf>,
-    /// ONNX Runtime intra-op threads (default: all cores).
+    /// Threads for ONNX Runtime (intra-op) and the CRF (default: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Tile side in pixels (default: the model's preference).
@@ -150,7 +151,7 @@ struct Cli {
     #[arg(long, value_name = "I/N")]
     shard: Option<Shard>,
     /// Only errors on stderr; no progress bar.
-    #[arg(short, long)]
+    #[arg(short, long, global = true)]
     quiet: bool,
 }
 
@@ -292,39 +293,48 @@ fn print_info(path: &Path) -> anyhow::Result<()> {
         },
     )?;
     let info = model.info();
-    println!("model        {}", path.display());
-    println!("version      {}", info.version.as_deref().unwrap_or("-"));
-    println!(
+    let mut s = String::new();
+    writeln!(s, "model        {}", path.display())?;
+    writeln!(s, "version      {}", info.version.as_deref().unwrap_or("-"))?;
+    writeln!(
+        s,
         "input        image float{} (N, {}, H, W), H and W multiples of 32",
         if info.fp16 { 16 } else { 32 },
         info.channels
-    );
-    println!(
+    )?;
+    writeln!(
+        s,
         "outputs      probs (N, 3, H, W){}",
         if info.has_ordinal {
             ", ordinal (N, 2, H, W)"
         } else {
             ""
         }
-    );
-    println!("bands        {:?}", info.bands);
+    )?;
+    writeln!(s, "bands        {:?}", info.bands)?;
     match &info.scale {
-        Some(s) => println!("scale        {s:?}"),
-        None => println!("scale        1/255 for Byte rasters, else 1"),
+        Some(v) => writeln!(s, "scale        {v:?}")?,
+        None => writeln!(s, "scale        1/255 for Byte rasters, else 1")?,
     }
-    println!("mean         {:?}", info.mean);
-    println!("std          {:?}", info.std);
-    println!("classes      {}", info.class_names.join(", "));
-    println!(
+    writeln!(s, "mean         {:?}", info.mean)?;
+    writeln!(s, "std          {:?}", info.std)?;
+    writeln!(s, "classes      {}", info.class_names.join(", "))?;
+    writeln!(
+        s,
         "tile         {} px, overlap {} px",
         info.tile_size, info.tile_overlap
-    );
-    println!("crf          {}", info.crf.as_deref().unwrap_or("off"));
-    println!("properties:");
+    )?;
+    writeln!(s, "crf          {}", info.crf.as_deref().unwrap_or("off"))?;
+    writeln!(s, "properties:")?;
     for (k, v) in &info.properties {
-        println!("  {k} = {v}");
+        writeln!(s, "  {k} = {v}")?;
     }
-    Ok(())
+    // `risk-infer --info m.onnx | head` closes the pipe early: not an error.
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 fn run(cli: Cli) -> Result<bool, anyhow::Error> {
@@ -622,6 +632,14 @@ fn main() -> ExitCode {
         .with(filter)
         .init();
     risk_inference::raster::quiet_gdal_errors();
+    // --threads caps the CRF's rayon pool too, not only ONNX Runtime (a Slurm task's or a
+    // pod's CPU share, not the node's cores).
+    if cli.threads > 0 {
+        // Fails only if a pool was already built, which nothing here does before.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(cli.threads)
+            .build_global();
+    }
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
