@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Builds models/default.onnx: the tiny stand-in model shipped until the trained
-attention U-Net exists (see models/README.md). It follows the inference model contract
+"""Builds models/toy.onnx (unless -o), the tiny stand-in model that was models/default.onnx
+until the trained attention U-Net replaced it (see models/README.md); benches still use it
+as a light model and as stand-in ensemble members. It follows the inference model contract
 (inference/src/session.rs): input `image` float32 (N, 3, H, W), output `probs` float32
 (N, 3, H, W) with softmax in the graph, dynamic N/H/W, metadata properties `risk.*`.
 
@@ -28,7 +29,7 @@ import rasterio
 from onnx import TensorProto, helper, numpy_helper
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-OUT = ROOT / "models" / "default.onnx"
+OUT = ROOT / "models" / "toy.onnx"
 
 
 def box(k):
@@ -148,6 +149,7 @@ def main():
     for k, v in meta.items():
         model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
     onnx.checker.check_model(model, full_check=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, args.out)
     conf = np.zeros((3, 3), int)
     np.add.at(conf, (y, pred), 1)

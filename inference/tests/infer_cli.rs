@@ -22,10 +22,14 @@ fn model() -> PathBuf {
 }
 
 fn risk_infer(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    risk_infer_with(&model(), args)
+}
+
+fn risk_infer_with(model: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_risk-infer"));
     // The CRF (on in the model's metadata) has its own tests below.
     cmd.args(["--quiet", "--threads", "1", "--crf", "off", "--model"])
-        .arg(model());
+        .arg(model);
     for a in args {
         cmd.arg(a);
     }
@@ -133,8 +137,9 @@ fn class_map_keeps_georeferencing_and_nodata() {
 
 #[test]
 fn prediction_matches_the_labels_better_than_chance() {
-    // The toy model was fitted on these fixtures: pixel agreement with the labels is
-    // far above the Low share (about 0.65).
+    // Pixel agreement with the labels far above the Low share (about 0.65). The shipped
+    // edge-b0-1 never saw this scene (seed 2): measured 0.8639 (2026-11-25); the old
+    // stand-in, fitted on it, passed the same threshold.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("risk.tif");
     let o = risk_infer(&[&fixture("scene700x433.tif"), &"-o", &out]);
@@ -157,13 +162,23 @@ fn prediction_matches_the_labels_better_than_chance() {
 #[test]
 fn tiled_prediction_equals_whole_prediction() {
     // One tile (the whole raster with its 24 px reflected border, 768x512) vs 128 px
-    // tiles overlapping by 48: the model's receptive field (15 px) fits in the overlap.
+    // tiles overlapping by 48 must agree when the model's receptive field fits in the
+    // overlap. That holds for the old stand-in (models/toy.onnx, 15 px), not for the
+    // shipped edge-b0-1 U-Net: it sees far beyond 48 px and its CBAM pools over the whole
+    // tile (measured agreement 0.8125), so this test of the tiling runs the stand-in.
     let dir = tempfile::tempdir().unwrap();
     let (whole, tiled) = (dir.path().join("whole.tif"), dir.path().join("tiled.tif"));
     let input = fixture("scene700x433.tif");
-    let o = risk_infer(&[&input, &"-o", &whole, &"--tile", &"1024", &"--overlap", &"48"]);
+    let toy = root().join("models/toy.onnx");
+    let o = risk_infer_with(
+        &toy,
+        &[&input, &"-o", &whole, &"--tile", &"1024", &"--overlap", &"48"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = risk_infer(&[&input, &"-o", &tiled, &"--tile", &"128", &"--overlap", &"48"]);
+    let o = risk_infer_with(
+        &toy,
+        &[&input, &"-o", &tiled, &"--tile", &"128", &"--overlap", &"48"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let (_, _, a) = read_u8(&whole);
     let (_, _, b) = read_u8(&tiled);
