@@ -113,7 +113,11 @@ pub fn mosaic(
     let Some(first_path) = parts.first() else {
         return Err(invalid(output, "no parts to mosaic".into()));
     };
-    let first = InputRaster::open(first_path)?;
+    let opened = parts
+        .iter()
+        .map(InputRaster::open)
+        .collect::<Result<Vec<_>, _>>()?;
+    let first = &opened[0];
     let reference = first.georef();
     let pixel_type = first.band_type_name(1)?;
     let bands = first.band_count();
@@ -129,14 +133,8 @@ pub fn mosaic(
         return Err(invalid(first_path, "has a degenerate geotransform".into()));
     }
     // Pixel offset of each part's origin in the first part's grid (the inverse affine).
-    let mut opened = Vec::with_capacity(parts.len());
     let mut offsets = Vec::with_capacity(parts.len());
-    for (i, path) in parts.iter().enumerate() {
-        let raster = if i == 0 {
-            InputRaster::open(first_path)?
-        } else {
-            InputRaster::open(path)?
-        };
+    for (path, raster) in parts.iter().zip(&opened) {
         let georef = raster.georef();
         let mismatch = |what: &str| invalid(path, format!("{what} differs from {}", first_path.display()));
         if raster.band_count() != bands {
@@ -168,7 +166,6 @@ pub fn mosaic(
             ));
         }
         offsets.push((px.round() as i64, py.round() as i64));
-        opened.push(raster);
     }
     let min_x = offsets.iter().map(|o| o.0).min().unwrap_or(0);
     let min_y = offsets.iter().map(|o| o.1).min().unwrap_or(0);
@@ -271,6 +268,7 @@ fn copy_parts<T: Fill>(
     let mut buf = Vec::new();
     let mut part_buf = Vec::new();
     let mut covered = 0usize;
+    let band_list: Vec<usize> = (1..=size.bands).collect();
     let mut y0 = 0;
     while y0 < size.height {
         let rows = chunk_rows.min(size.height - y0);
@@ -284,9 +282,8 @@ fn copy_parts<T: Fill>(
                 continue;
             };
             let local = Window::new(w.x - part.x, w.y - part.y, w.width, w.height);
-            let bands: Vec<usize> = (1..=size.bands).collect();
             part_buf.resize(size.bands * w.pixels(), T::default());
-            part.raster.read_bands(&bands, local, &mut part_buf)?;
+            part.raster.read_bands(&band_list, local, &mut part_buf)?;
             for b in 0..size.bands {
                 for r in 0..w.height {
                     let src = &part_buf[b * w.pixels() + r * w.width..][..w.width];
