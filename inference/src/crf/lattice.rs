@@ -53,13 +53,11 @@ pub fn scale_factors<const D: usize>() -> [f32; D] {
     std::array::from_fn(|i| (1.0 / (((i + 2) * (i + 1)) as f64).sqrt() * inv_std as f64) as f32)
 }
 
-/// Embeds one feature vector: the scalar reference of `Permutohedral::init` (SSE path),
-/// steps 2 to 5 of the algorithm notes in `bench/README.md`.
-#[inline]
-pub fn embed<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> Simplex<D> {
-    let dp1 = (D + 1) as f32;
-    let down = 1.0f32 / dp1;
-    // Elevate: E[j] = sm - j * cf, sm accumulates cf = f[j-1] * scale[j-1], j = D..1.
+/// Step 2 of the algorithm notes, shared by [`embed`] and [`bary_of`]: elevates a scaled
+/// feature vector onto the hyperplane, `E[j] = sm - j * cf` where `sm` accumulates
+/// `cf = f[j-1] * scale[j-1]` for `j = D..1`, and `E[0] = sm`.
+#[inline(always)]
+fn elevate<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> [f32; MAX_D + 1] {
     let mut e = [0f32; MAX_D + 1];
     let mut sm = 0f32;
     for j in (1..=D).rev() {
@@ -68,6 +66,16 @@ pub fn embed<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> Simplex<D> {
         sm += cf;
     }
     e[0] = sm;
+    e
+}
+
+/// Embeds one feature vector: the scalar reference of `Permutohedral::init` (SSE path),
+/// steps 2 to 5 of the algorithm notes in `bench/README.md`.
+#[inline]
+pub fn embed<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> Simplex<D> {
+    let dp1 = (D + 1) as f32;
+    let down = 1.0f32 / dp1;
+    let e = elevate(f, scale);
     // Closest remainder-0 point (round half to even, as _mm_cvtps_epi32).
     let mut rem0 = [0f32; MAX_D + 1];
     let mut sum = 0f32;
@@ -127,14 +135,7 @@ pub fn embed<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> Simplex<D> {
 pub fn bary_of<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> [f32; MAX_D + 1] {
     let dp1 = (D + 1) as f32;
     let down = 1.0f32 / dp1;
-    let mut e = [0f32; MAX_D + 1];
-    let mut sm = 0f32;
-    for j in (1..=D).rev() {
-        let cf = f[j - 1] * scale[j - 1];
-        e[j] = sm - j as f32 * cf;
-        sm += cf;
-    }
-    e[0] = sm;
+    let e = elevate(f, scale);
     let mut rem0 = [0f32; MAX_D + 1];
     let mut sum = 0i32;
     for i in 0..=D {
