@@ -7,16 +7,13 @@
 //! kernel symmetric under the square's flips and rotations the model is D4-equivariant
 //! (its zero padding is symmetric too); with a generic kernel it is not.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
+use common::{fixture, stderr};
 use risk_inference::raster::{GeoTiffWriter, InputRaster, Window, WriteOptions};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures")
-        .join(name)
-}
 
 fn risk_infer(models: &[&Path], args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_risk-infer"));
@@ -31,10 +28,6 @@ fn risk_infer(models: &[&Path], args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output 
         cmd.arg(a);
     }
     cmd.output().expect("risk-infer runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn read_f32(path: &Path) -> (usize, Vec<f32>) {

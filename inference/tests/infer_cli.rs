@@ -3,19 +3,14 @@
 //! tiling, many inputs, the CRF pass, and every bad input's error, exit code and absence
 //! of output.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::{fixture, read_all, root, stderr};
 use risk_inference::crf::{self, CrfParams};
 use risk_inference::raster::{GeoRef, GeoTiffWriter, InputRaster, PixelType, Window, WriteOptions};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn fixture(name: &str) -> PathBuf {
-    root().join("fixtures").join(name)
-}
 
 fn model() -> PathBuf {
     root().join("models/default.onnx")
@@ -34,10 +29,6 @@ fn risk_infer_with(model: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output
         cmd.arg(a);
     }
     cmd.output().expect("risk-infer runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn read_u8(path: &Path) -> (usize, usize, Vec<u8>) {
@@ -81,14 +72,6 @@ fn write_raster<T: PixelType + Copy>(
     .unwrap();
     wr.write_bands(Window::new(0, 0, w, h), data).unwrap();
     wr.finish().unwrap();
-}
-
-fn read_all<T: PixelType + Copy + Default>(path: &Path) -> Vec<T> {
-    let r = InputRaster::open(path).unwrap();
-    let bands: Vec<usize> = (1..=r.band_count()).collect();
-    let mut v = vec![T::default(); bands.len() * r.width() * r.height()];
-    r.read_bands(&bands, r.extent(), &mut v).unwrap();
-    v
 }
 
 #[test]

@@ -2,14 +2,13 @@
 //! run, mosaicked, equal the single run pixel for pixel (model pass and CRF pass, with
 //! tile rows and CRF tiles straddling the shard boundaries); list sharding; mosaic errors.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
-use risk_inference::raster::{GeoTiffWriter, InputRaster, PixelType, Window, WriteOptions};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::{fixture, read_all, root, stderr};
+use risk_inference::raster::{GeoTiffWriter, InputRaster, Window, WriteOptions};
 
 fn risk_infer(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_risk-infer"));
@@ -31,15 +30,7 @@ fn mosaic(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
 }
 
 fn ok(o: &Output) {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-fn read_all<T: PixelType + Copy + Default>(path: &Path) -> Vec<T> {
-    let r = InputRaster::open(path).unwrap();
-    let bands: Vec<usize> = (1..=r.band_count()).collect();
-    let mut v = vec![T::default(); bands.len() * r.width() * r.height()];
-    r.read_bands(&bands, r.extent(), &mut v).unwrap();
-    v
+    assert!(o.status.success(), "{}", stderr(o));
 }
 
 /// Runs `input` whole and in 4 shards with `extra` options (class map + f32 probabilities),
@@ -48,7 +39,7 @@ fn read_all<T: PixelType + Copy + Default>(path: &Path) -> Vec<T> {
 fn shards_equal_whole(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let input = root().join("fixtures/scene700x433.tif");
+    let input = fixture("scene700x433.tif");
     let common: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"--probs-type", &"f32", &input];
     let run = |out: &Path, probs: &Path, shard: Option<String>| {
         let mut args = common.clone();
@@ -124,11 +115,7 @@ fn shard_of_many_inputs_takes_every_nth() {
     let d = dir.path();
     let names = ["a", "b", "c"];
     for n in names {
-        std::fs::copy(
-            root().join("fixtures/scene256_nir_u16.tif"),
-            d.join(format!("{n}.tif")),
-        )
-        .unwrap();
+        std::fs::copy(fixture("scene256_nir_u16.tif"), d.join(format!("{n}.tif"))).unwrap();
     }
     let list = d.join("list.txt");
     std::fs::write(
@@ -159,7 +146,7 @@ fn shard_of_many_inputs_takes_every_nth() {
 fn mosaic_rejects_parts_off_the_grid_and_overlaps() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let input = root().join("fixtures/scene700x433.tif");
+    let input = fixture("scene700x433.tif");
     let part = d.join("p0.tif");
     ok(&risk_infer(&[
         &"--crf", &"off", &input, &"-o", &part, &"--shard", &"0/4",
@@ -168,7 +155,7 @@ fn mosaic_rejects_parts_off_the_grid_and_overlaps() {
     // The same part twice overlaps itself.
     let o = mosaic(&[&part, &part, &"-o", &out]);
     assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = stderr(&o);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("p0.tif") && err.contains("overlaps"), "{err}");
     // A raster half a pixel off the part's grid (same CRS, pixel size and type).
@@ -179,7 +166,7 @@ fn mosaic_rejects_parts_off_the_grid_and_overlaps() {
     w.finish().unwrap();
     let o = mosaic(&[&part, &off, &"-o", &out]);
     assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = stderr(&o);
     assert!(err.contains("off.tif") && err.contains("pixel grid"), "{err}");
     assert!(!out.exists());
     let left: Vec<_> = std::fs::read_dir(d)
