@@ -110,25 +110,9 @@ mkdir -p "$host"
 tar -xzf "$bundle" -C "$host"
 env -u ORT_DYLIB_PATH -u RISK_MODEL "$host/$name/bin/risk-infer" "$fixture" -o "$work/host.tif" --threads 2 -q
 
-georef() {
-    gdalinfo -json "$1" | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-b = d["bands"][0]
-print(d["size"], d["geoTransform"], d["coordinateSystem"]["wkt"], b["type"], b.get("noDataValue"))'
-}
-same() {
-    local got="$1" what="$2" diffs total
-    [ "$(georef "$work/host.tif")" = "$(georef "$got")" ] || fail "$what: georeferencing differs from this machine's run"
-    gdal_translate -q -of ENVI "$work/host.tif" "$work/a.raw"
-    gdal_translate -q -of ENVI "$got" "$work/b.raw"
-    total=$(stat -c %s "$work/a.raw")
-    if ! cmp -s "$work/a.raw" "$work/b.raw"; then
-        diffs=$(cmp -l "$work/a.raw" "$work/b.raw" | wc -l || true)
-        fail "$what: $diffs of $total pixels differ from this machine's run"
-    fi
-    say "$what: identical to this machine's run ($total pixels)"
-}
+# shellcheck source=scripts/lib/same-raster.sh
+source "$root/scripts/lib/same-raster.sh"
+same() { same_raster "$work/host.tif" "$1" "$2" "this machine's run"; }
 same "$chroot_dir/work/risk.tif" "clean Debian 12, unsharded (${run_s} s)"
 if [ "$have_shard" = 1 ]; then
     same "$chroot_dir/work/mosaic.tif" "clean Debian 12, 2 shards + mosaic"

@@ -59,30 +59,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Raster metadata that must match: size, geotransform, CRS, band type, nodata.
-georef() {
-    gdalinfo -json "$1" | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-b = d["bands"][0]
-print(d["size"], d["geoTransform"], d["coordinateSystem"]["wkt"], len(d["bands"]), b["type"], b.get("noDataValue"))'
-}
-
-# Fails unless raster $2 has the same georeferencing and pixels as raster $1.
-same_raster() {
-    local ref="$1" got="$2" name="$3" diffs total
-    [ -f "$got" ] || fail "$name: $got was not written"
-    [ "$(georef "$ref")" = "$(georef "$got")" ] ||
-        fail "$name: georeferencing differs: $(georef "$ref" | head -c 200) vs $(georef "$got" | head -c 200)"
-    gdal_translate -q -of ENVI "$ref" "$work/ref.raw"
-    gdal_translate -q -of ENVI "$got" "$work/got.raw"
-    total=$(stat -c %s "$work/ref.raw")
-    if ! cmp -s "$work/ref.raw" "$work/got.raw"; then
-        diffs=$(cmp -l "$work/ref.raw" "$work/got.raw" | wc -l || true)
-        fail "$name: $diffs of $total pixels differ from the unsharded run"
-    fi
-    say "$name: identical to the unsharded run ($total pixels, same georeferencing)"
-}
+# shellcheck source=scripts/lib/same-raster.sh
+source "$root/scripts/lib/same-raster.sh"
 
 say "starting a single-node Slurm"
 bash scripts/slurm-local.sh start
@@ -117,7 +95,7 @@ sbatch --wait --quiet --dependency="afterok:$jid" --mem=1G --output="$work/logs/
     tail -n 20 "$work"/logs/mosaic-*.out >&2 || true
     fail "the mosaic job failed (log above)"
 }
-same_raster "$work/single.tif" "$work/mosaic.tif" "slurm array $shards shards + mosaic"
+same_raster "$work/single.tif" "$work/mosaic.tif" "slurm array $shards shards + mosaic" "the unsharded run"
 
 # 5: more shards than row blocks: 256 rows are 2 blocks of 128, so shard 2 of 3 has no rows,
 # writes the .empty marker instead of a part, and the mosaic of the other two is still whole.
@@ -139,7 +117,7 @@ sbatch --wait --quiet --dependency="afterok:$jid" --mem=1G --output="$work/logs/
     tail -n 20 "$work"/logs/small-mosaic-*.out >&2 || true
     fail "the mosaic job of the small raster failed (log above)"
 }
-same_raster "$work/small_single.tif" "$work/small/scene256_nir_u16_risk.tif" "slurm 3 shards of 2 row blocks + mosaic"
+same_raster "$work/small_single.tif" "$work/small/scene256_nir_u16_risk.tif" "slurm 3 shards of 2 row blocks + mosaic" "the unsharded run"
 
 # 6: list mode, 3 rasters in 2 tasks: line i goes to task i % 2.
 printf '%s\n' "$root/fixtures/scene512.tif" "$input" "$root/fixtures/scene256_nir_u16.tif" >"$work/rasters.txt"
@@ -164,6 +142,6 @@ while read -r raster; do
     line=$((line + 1))
 done <"$work/rasters.txt"
 [ "$(find "$work/list" -name '*_risk.tif' | wc -l)" -eq 3 ] || fail "list mode: expected 3 outputs in $work/list"
-same_raster "$work/single.tif" "$work/list/${stem}_risk.tif" "slurm list mode"
+same_raster "$work/single.tif" "$work/list/${stem}_risk.tif" "slurm list mode" "the unsharded run"
 
 say "passed in $((SECONDS - start_s)) s"
