@@ -3,8 +3,18 @@
 
 use approx::assert_abs_diff_eq;
 use risk_training::optim::{AdamW, AdamWConfig};
+use std::sync::{Mutex, MutexGuard};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
+
+/// tch's RNG is global and the tests run on parallel threads: a test that seeds and then
+/// draws holds this lock for its whole body, so that another test's `manual_seed` cannot
+/// land between its two `store(1)` calls and give the "same" nets different weights.
+static TCH_RNG: Mutex<()> = Mutex::new(());
+
+fn rng_lock() -> MutexGuard<'static, ()> {
+    TCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A two-layer net and a fixed regression batch.
 fn net(vs: &nn::VarStore) -> nn::Sequential {
@@ -42,6 +52,7 @@ fn store(seed: i64) -> (nn::VarStore, nn::Sequential) {
 
 #[test]
 fn matches_libtorch_adamw() {
+    let _rng = rng_lock();
     let (xs, ys) = batch();
     let (vs_ref, m_ref) = store(1);
     let (vs, m) = store(1);
@@ -78,6 +89,7 @@ fn matches_libtorch_adamw() {
 
 #[test]
 fn state_round_trip_continues_exactly() {
+    let _rng = rng_lock();
     let (xs, ys) = batch();
     let cfg = AdamWConfig::default();
     // Uninterrupted: 6 steps.
@@ -127,6 +139,7 @@ fn state_round_trip_continues_exactly() {
 
 #[test]
 fn loading_the_state_of_another_model_is_an_error() {
+    let _rng = rng_lock();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("o.safetensors");
     let (vs, _m) = store(1);
