@@ -25,7 +25,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use rayon::prelude::*;
 
-use super::lattice::{Value, embed, scale_factors};
+#[cfg(test)]
+use super::lattice::embed;
+use super::lattice::{LANES, Value, scale_factors};
 
 /// Regular lattice of the Gaussian kernel over a `width x height` image.
 pub struct Grid {
@@ -42,43 +44,48 @@ pub struct Grid {
     stride: usize,
     /// 1.0 for lattice vertices, 0.0 elsewhere; `(rows + 4) * stride`.
     mask: Vec<f32>,
+    /// `x as f32 / sxy` for every column (the feature, computed once).
+    xs: Vec<f32>,
 }
 
 impl Grid {
     /// Finds the vertex rectangle and marks the vertices (parallel over pixel rows).
     pub fn new(width: usize, height: usize, sxy: f32) -> Grid {
-        let scale = scale_factors::<2>();
         let mut g = Grid {
             width,
             height,
             sxy,
-            scale,
+            scale: scale_factors::<2>(),
             t0: 0,
             j0: 0,
             rows: 0,
             stride: 0,
             mask: Vec::new(),
+            xs: (0..width).map(|x| x as f32 / sxy).collect(),
         };
-        let (t0, t1, j0, j1) = (0..height)
-            .into_par_iter()
-            .map(|y| {
-                let mut b = (i32::MAX, i32::MIN, i32::MAX, i32::MIN);
-                for x in 0..width {
-                    let s = embed::<2>(&g.features(x, y), &scale);
-                    for r in 0..3 {
-                        let (t, j) = tj(s.key(r));
-                        b = (b.0.min(t), b.1.max(t), b.2.min(j), b.3.max(j));
-                    }
-                }
-                b
-            })
-            .reduce(
-                || (i32::MAX, i32::MIN, i32::MAX, i32::MIN),
-                |a, b| (a.0.min(b.0), a.1.max(b.1), a.2.min(b.2), a.3.max(b.3)),
-            );
         if width * height == 0 {
             return g;
         }
+        let none = (i32::MAX, i32::MIN, i32::MAX, i32::MIN);
+        let (t0, t1, j0, j1) = (0..height)
+            .into_par_iter()
+            .map(|y| {
+                let mut b = none;
+                g.row_lanes(y, |tj, _, len| {
+                    for (t, j) in tj[0]
+                        .iter()
+                        .zip(&tj[1])
+                        .flat_map(|(t, j)| t[..len].iter().zip(&j[..len]))
+                    {
+                        b = (b.0.min(*t), b.1.max(*t), b.2.min(*j), b.3.max(*j));
+                    }
+                });
+                b
+            })
+            .reduce(
+                || none,
+                |a, b| (a.0.min(b.0), a.1.max(b.1), a.2.min(b.2), a.3.max(b.3)),
+            );
         g.t0 = t0;
         g.j0 = j0;
         g.rows = (t1 - t0 + 1) as usize;
@@ -93,6 +100,19 @@ impl Grid {
         });
         g.mask = marks.into_iter().map(|m| m.into_inner() as f32).collect();
         g
+    }
+
+    /// Calls `f(tj, w, len)` for each run of up to [`LANES`] pixels of row `y`: `tj[0][r]`,
+    /// `tj[1][r]` the `(t, j)` of simplex vertex r and `w[r]` its weight, per lane.
+    fn row_lanes(&self, y: usize, mut f: impl FnMut(&[[[i32; LANES]; 3]; 2], &[[f32; LANES]; 3], usize)) {
+        let f1 = [y as f32 / self.sxy; LANES];
+        let mut f0 = [0f32; LANES];
+        for x0 in (0..self.width).step_by(LANES) {
+            let len = LANES.min(self.width - x0);
+            f0[..len].copy_from_slice(&self.xs[x0..x0 + len]);
+            let (tj, w) = self.simplex_lanes(&f0, &f1);
+            f(&tj, &w, len);
+        }
     }
 
     /// Grid points, padding included (the length of a value buffer).
@@ -115,7 +135,7 @@ impl Grid {
     }
 
     /// Features as pydensecrf's `DenseCRF2D::addPairwiseGaussian`: `int / float` in f32.
-    #[inline]
+    #[cfg(test)]
     fn features(&self, x: usize, y: usize) -> [f32; 2] {
         [x as f32 / self.sxy, y as f32 / self.sxy]
     }
@@ -127,65 +147,99 @@ impl Grid {
     }
 
     /// Vertex indices and barycentric weights of pixel `(x, y)`'s simplex, r = 0..=2.
-    #[inline(always)]
     pub fn simplex(&self, x: usize, y: usize, ids: &mut [u32; 3], w: &mut [f32; 3]) {
-        let [f0, f1] = self.features(x, y);
-        (*ids, *w) = self.simplex_of(f0, f1);
+        let (mut ii, mut ww) = ([0u32; 3], [0f32; 3]);
+        self.simplices(y * self.width + x, &mut ii, &mut ww);
+        (*ids, *w) = (ii, ww);
     }
 
-    /// [`embed`] specialised to D = 2 and written without branches or indexed stores, so
-    /// that row loops vectorise; equal to `embed::<2>` bit for bit (`tests` below).
+    /// [`embed`] specialised to D = 2 for `LANES` pixels (features `f0`, `f1` per lane),
+    /// every step a loop over the lanes without branches, so that it vectorises; equal to
+    /// `embed::<2>` bit for bit (`tests` below). Returns the `(t, j)` grid coordinates of
+    /// simplex vertex r (`[t or j][r][lane]`) and its barycentric weight (`[r][lane]`).
+    ///
+    /// The ranks are a permutation of 0..=2, so `embed`'s `b[k]` (one `+u`, one `-u`) is
+    /// `u[rank 2-k] - u[rank 3-k]` in any order, and `b[0] + (1 + b[3]) = u[rank 2] + (1 -
+    /// u[rank 0])` (see `lattice::bary_lanes`).
+    #[allow(clippy::needless_range_loop, clippy::type_complexity)]
     #[inline(always)]
-    fn simplex_of(&self, f0: f32, f1: f32) -> ([u32; 3], [f32; 3]) {
+    fn simplex_lanes(
+        &self,
+        f0: &[f32; LANES],
+        f1: &[f32; LANES],
+    ) -> ([[[i32; LANES]; 3]; 2], [[f32; LANES]; 3]) {
+        const L: usize = LANES;
         let down = 1.0f32 / 3.0;
-        // Elevate (as embed: j = 2, then j = 1).
-        let cf1 = f1 * self.scale[1];
-        let e2 = 0.0 - 2.0 * cf1;
-        let cf0 = f0 * self.scale[0];
-        let e1 = cf1 - cf0;
-        let e0 = cf1 + cf0;
-        let v0 = (e0 * down).round_ties_even();
-        let v1 = (e1 * down).round_ties_even();
-        let v2 = (e2 * down).round_ties_even();
-        let (m0, m1, m2) = (v0 * 3.0, v1 * 3.0, v2 * 3.0);
-        let sum = (v0 + v1 + v2) as i32;
-        let (d0, d1, d2) = (e0 - m0, e1 - m1, e2 - m2);
-        let (c01, c02, c12) = ((d0 < d1) as i32, (d0 < d2) as i32, (d1 < d2) as i32);
-        let r0 = c01 + c02 + sum;
-        let r1 = (1 - c01) + c12 + sum;
-        let r2 = (1 - c02) + (1 - c12) + sum;
-        // Wrap ranks into 0..=2 and move the remainder-0 point with them.
-        let fix = |r: i32| (r < 0) as i32 - (r >= 3) as i32;
-        let (x0, x1, x2) = (fix(r0), fix(r1), fix(r2));
-        let (r0, r1, r2) = (r0 + 3 * x0, r1 + 3 * x1, r2 + 3 * x2);
-        let (m0, m1, m2) = (m0 + 3.0 * x0 as f32, m1 + 3.0 * x1 as f32, m2 + 3.0 * x2 as f32);
-        // Barycentric weights: b[2 - r_i] += u_i; b[3 - r_i] -= u_i, in i order.
-        let (u0, u1, u2) = ((e0 - m0) * down, (e1 - m1) * down, (e2 - m2) * down);
-        let mut b = [0f32; 4];
-        for (r, u) in [(r0, u0), (r1, u1), (r2, u2)] {
-            for (k, bk) in b.iter_mut().enumerate() {
-                let k = k as i32;
-                *bk += if r == 2 - k { u } else { 0.0 };
-                *bk -= if r == 3 - k { u } else { 0.0 };
+        let (mut tj, mut w) = ([[[0i32; L]; 3]; 2], [[0f32; L]; 3]);
+        let mut e = [[0f32; L]; 3];
+        let mut m = [[0f32; L]; 3];
+        let mut rank = [[0i32; L]; 3];
+        for l in 0..L {
+            // Elevate (as embed: j = 2, then j = 1).
+            let cf1 = f1[l] * self.scale[1];
+            e[2][l] = 0.0 - 2.0 * cf1;
+            let cf0 = f0[l] * self.scale[0];
+            e[1][l] = cf1 - cf0;
+            e[0][l] = cf1 + cf0;
+        }
+        let mut sum = [0f32; L];
+        for i in 0..3 {
+            for l in 0..L {
+                let v = (e[i][l] * down).round_ties_even();
+                m[i][l] = v * 3.0;
+                sum[l] += v;
             }
         }
-        let w = [b[0] + (1.0 + b[3]), b[1], b[2]];
-        let (m0, m1) = (m0 as i32, m1 as i32);
-        let mut ids = [0u32; 3];
-        for (rr, id) in ids.iter_mut().enumerate() {
-            let rr = rr as i32;
-            let k0 = m0 + if r0 <= 2 - rr { rr } else { rr - 3 };
-            let k1 = m1 + if r1 <= 2 - rr { rr } else { rr - 3 };
-            // tj() without integer division: k0 - k1 is a multiple of 3, exact in f32.
-            let t = k0 + k1;
-            let m = (((k0 - k1) as f32) * down).round_ties_even() as i32;
-            let j = (m - (t & 1)) >> 1;
-            *id = ((t - self.t0 + 2) * self.stride as i32 + (j - self.j0)) as u32;
+        for l in 0..L {
+            let (d0, d1, d2) = (e[0][l] - m[0][l], e[1][l] - m[1][l], e[2][l] - m[2][l]);
+            let (c01, c02, c12) = ((d0 < d1) as i32, (d0 < d2) as i32, (d1 < d2) as i32);
+            let s = sum[l] as i32;
+            rank[0][l] = c01 + c02 + s;
+            rank[1][l] = (1 - c01) + c12 + s;
+            rank[2][l] = (1 - c02) + (1 - c12) + s;
         }
-        (ids, w)
+        // Wrap ranks into 0..=2 and move the remainder-0 point with them.
+        for i in 0..3 {
+            for l in 0..L {
+                let r = rank[i][l];
+                let x = (r < 0) as i32 - (r >= 3) as i32;
+                rank[i][l] = r + 3 * x;
+                m[i][l] += 3.0 * x as f32;
+            }
+        }
+        // u of the component of rank k.
+        let mut ur = [[0f32; L]; 3];
+        for i in 0..3 {
+            for k in 0..3 {
+                for l in 0..L {
+                    let u = (e[i][l] - m[i][l]) * down;
+                    ur[k][l] = if rank[i][l] == k as i32 { u } else { ur[k][l] };
+                }
+            }
+        }
+        for l in 0..L {
+            w[0][l] = ur[2][l] + (1.0 - ur[0][l]);
+            w[1][l] = ur[1][l] - ur[2][l];
+            w[2][l] = ur[0][l] - ur[1][l];
+        }
+        for rr in 0..3i32 {
+            for l in 0..L {
+                let (m0, m1) = (m[0][l] as i32, m[1][l] as i32);
+                let k0 = m0 + if rank[0][l] <= 2 - rr { rr } else { rr - 3 };
+                let k1 = m1 + if rank[1][l] <= 2 - rr { rr } else { rr - 3 };
+                // tj() without integer division: k0 - k1 is a multiple of 3, exact in f32.
+                let t = k0 + k1;
+                let mm = (((k0 - k1) as f32) * down).round_ties_even() as i32;
+                tj[0][rr as usize][l] = t;
+                tj[1][rr as usize][l] = (mm - (t & 1)) >> 1;
+            }
+        }
+        (tj, w)
     }
 
-    /// Simplices of the pixels `i0 .. i0 + w.len() / 3` (row-major pixel index).
+    /// Simplices of the pixels `i0 .. i0 + n` (row-major pixel index, `n = w.len() / 3`):
+    /// vertex indices pixel-major (`ids[3k + r]`), weights r-major (`w[r * n + k]`), the
+    /// layouts of [`super::simd::gather`].
     pub fn simplices(&self, i0: usize, ids: &mut [u32], w: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
@@ -200,23 +254,60 @@ impl Grid {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn simplices_avx2(&self, i0: usize, ids: &mut [u32], w: &mut [f32]) {
-        self.simplices_generic(i0, ids, w)
+        let (scale, t0, j0, stride) = (self.scale, self.t0, self.j0, self.stride as i32);
+        self.simplices_with(i0, ids, w, |f0, f1| {
+            // SAFETY: the caller checked AVX2.
+            unsafe { avx2::simplex8(f0, f1, scale, [t0, j0, stride]) }
+        })
     }
 
     #[inline(always)]
     fn simplices_generic(&self, i0: usize, ids: &mut [u32], w: &mut [f32]) {
+        let stride = self.stride as i32;
+        self.simplices_with(i0, ids, w, |f0, f1| {
+            let (tj, w) = self.simplex_lanes(f0, f1);
+            let mut ids = [[0i32; LANES]; 3];
+            for r in 0..3 {
+                for l in 0..LANES {
+                    ids[r][l] = (tj[0][r][l] - self.t0 + 2) * stride + (tj[1][r][l] - self.j0);
+                }
+            }
+            (ids, w)
+        })
+    }
+
+    /// The loop of [`Grid::simplices`]: features of `LANES` pixels into lanes, `lanes`
+    /// (scalar lanes or [`avx2::simplex8`]) to vertex indices and weights, stored.
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    fn simplices_with<S>(&self, i0: usize, ids: &mut [u32], w: &mut [f32], lanes: S)
+    where
+        S: Fn(&[f32; LANES], &[f32; LANES]) -> ([[i32; LANES]; 3], [[f32; LANES]; 3]),
+    {
         let n = w.len() / 3;
         assert_eq!(ids.len(), 3 * n);
+        let (mut x, mut y) = (i0 % self.width, i0 / self.width);
+        let (mut f0, mut f1) = ([0f32; LANES], [0f32; LANES]);
         let mut k = 0;
         while k < n {
-            let (x0, y) = ((i0 + k) % self.width, (i0 + k) / self.width);
-            let len = (self.width - x0).min(n - k);
-            let f1 = y as f32 / self.sxy;
-            let (ids, w) = (&mut ids[3 * k..3 * (k + len)], &mut w[3 * k..3 * (k + len)]);
-            for (p, (id, wt)) in ids.chunks_exact_mut(3).zip(w.chunks_exact_mut(3)).enumerate() {
-                let (a, b) = self.simplex_of((x0 + p) as f32 / self.sxy, f1);
-                id.copy_from_slice(&a);
-                wt.copy_from_slice(&b);
+            let len = LANES.min(n - k);
+            for l in 0..len {
+                f0[l] = self.xs[x];
+                f1[l] = y as f32 / self.sxy;
+                x += 1;
+                if x == self.width {
+                    x = 0;
+                    y += 1;
+                }
+            }
+            let (il, wl) = lanes(&f0, &f1);
+            for r in 0..3 {
+                w[r * n + k..r * n + k + len].copy_from_slice(&wl[r][..len]);
+            }
+            for l in 0..len {
+                for r in 0..3 {
+                    ids[3 * (k + l) + r] = il[r][l] as u32;
+                }
             }
             k += len;
         }
@@ -265,8 +356,10 @@ impl Grid {
             for i0 in (p * chunk..end).step_by(B) {
                 let len = B.min(end - i0);
                 self.simplices(i0, &mut ids[..3 * len], &mut w[..3 * len]);
-                for (id, wt) in ids[..3 * len].iter().zip(&w[..3 * len]) {
-                    vals[*id as usize][0] += wt;
+                for k in 0..len {
+                    for r in 0..3 {
+                        vals[ids[3 * k + r] as usize][0] += w[r * len + k];
+                    }
                 }
             }
         });
@@ -287,10 +380,11 @@ impl Grid {
         out.par_chunks_mut(B).enumerate().for_each(|(c, out)| {
             let (mut ids, mut w) = ([0u32; 3 * B], [0f32; 3 * B]);
             self.simplices(c * B, &mut ids[..3 * out.len()], &mut w[..3 * out.len()]);
+            let len = out.len();
             for (k, o) in out.iter_mut().enumerate() {
                 let mut v = 0f32;
-                for r in 3 * k..3 * k + 3 {
-                    v += (w[r] * acc[ids[r] as usize][0]) * alpha;
+                for r in 0..3 {
+                    v += (w[r * len + k] * acc[ids[3 * k + r] as usize][0]) * alpha;
                 }
                 *o = v;
             }
@@ -299,8 +393,117 @@ impl Grid {
     }
 }
 
-/// `(t, j)` grid coordinates of a lattice key `(k0, k1)`.
-#[inline]
+/// [`Grid::simplex_lanes`] with AVX2 intrinsics (8 lanes per register), vertex indices
+/// included: the same operations in the same order, no FMA, so the same bits. The
+/// integer steps run in f32, exact for the whole numbers involved (|k| < 2^24): `t mod
+/// 2` as `t - 2 floor(t/2)`, and `(m - t mod 2) >> 1` as a halving of an even number.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::LANES;
+    use std::arch::x86_64::*;
+
+    /// Returns the vertex indices (`[r][lane]`, `(t - t0 + 2) * stride + j - j0` with
+    /// `geo = [t0, j0, stride]`) and weights of 8 pixels' simplices.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub unsafe fn simplex8(
+        f0: &[f32; LANES],
+        f1: &[f32; LANES],
+        scale: [f32; 2],
+        geo: [i32; 3],
+    ) -> ([[i32; LANES]; 3], [[f32; LANES]; 3]) {
+        const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        let (zero, one, two, three) = (
+            _mm256_setzero_ps(),
+            _mm256_set1_ps(1.0),
+            _mm256_set1_ps(2.0),
+            _mm256_set1_ps(3.0),
+        );
+        let down = _mm256_set1_ps(1.0f32 / 3.0);
+        // SAFETY: 8-float arrays.
+        let (f0, f1) = unsafe { (_mm256_loadu_ps(f0.as_ptr()), _mm256_loadu_ps(f1.as_ptr())) };
+        let cf1 = _mm256_mul_ps(f1, _mm256_set1_ps(scale[1]));
+        let e2 = _mm256_sub_ps(zero, _mm256_mul_ps(two, cf1));
+        let cf0 = _mm256_mul_ps(f0, _mm256_set1_ps(scale[0]));
+        let e = [_mm256_add_ps(cf1, cf0), _mm256_sub_ps(cf1, cf0), e2];
+        let mut m = [zero; 3];
+        let mut sum = zero;
+        for i in 0..3 {
+            let v = _mm256_round_ps::<NEAREST>(_mm256_mul_ps(e[i], down));
+            m[i] = _mm256_mul_ps(v, three);
+            sum = _mm256_add_ps(sum, v);
+        }
+        let d = [0, 1, 2].map(|i| _mm256_sub_ps(e[i], m[i]));
+        let lt = |a, b| _mm256_and_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(a, b), one);
+        let (c01, c02, c12) = (lt(d[0], d[1]), lt(d[0], d[2]), lt(d[1], d[2]));
+        let mut rank = [
+            _mm256_add_ps(_mm256_add_ps(c01, c02), sum),
+            _mm256_add_ps(_mm256_add_ps(_mm256_sub_ps(one, c01), c12), sum),
+            _mm256_add_ps(
+                _mm256_add_ps(_mm256_sub_ps(one, c02), _mm256_sub_ps(one, c12)),
+                sum,
+            ),
+        ];
+        let mut u = [zero; 3];
+        for i in 0..3 {
+            let r = rank[i];
+            let fix = _mm256_sub_ps(
+                _mm256_and_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(r, zero), one),
+                _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(r, three), one),
+            );
+            rank[i] = _mm256_add_ps(r, _mm256_mul_ps(three, fix));
+            m[i] = _mm256_add_ps(m[i], _mm256_mul_ps(three, fix));
+            u[i] = _mm256_mul_ps(_mm256_sub_ps(e[i], m[i]), down);
+        }
+        let mut ur = [zero; 3];
+        for (k, urk) in ur.iter_mut().enumerate() {
+            let kf = _mm256_set1_ps(k as f32);
+            for i in 0..3 {
+                *urk = _mm256_blendv_ps(*urk, u[i], _mm256_cmp_ps::<_CMP_EQ_OQ>(rank[i], kf));
+            }
+        }
+        let w = [
+            _mm256_add_ps(ur[2], _mm256_sub_ps(one, ur[0])),
+            _mm256_sub_ps(ur[1], ur[2]),
+            _mm256_sub_ps(ur[0], ur[1]),
+        ];
+        let (mut ids, mut wo) = ([[0i32; LANES]; 3], [[0f32; LANES]; 3]);
+        let half = _mm256_set1_ps(0.5);
+        for rr in 0..3 {
+            let rrf = _mm256_set1_ps(rr as f32);
+            let lim = _mm256_set1_ps((2 - rr) as f32);
+            // k = m + (rank <= 2 - rr ? rr : rr - 3)
+            let key = |mi, ri| {
+                let le = _mm256_cmp_ps::<_CMP_LE_OQ>(ri, lim);
+                _mm256_add_ps(mi, _mm256_blendv_ps(_mm256_sub_ps(rrf, three), rrf, le))
+            };
+            let (k0, k1) = (key(m[0], rank[0]), key(m[1], rank[1]));
+            let t = _mm256_add_ps(k0, k1);
+            let mm = _mm256_round_ps::<NEAREST>(_mm256_mul_ps(_mm256_sub_ps(k0, k1), down));
+            let parity = _mm256_sub_ps(t, _mm256_mul_ps(two, _mm256_floor_ps(_mm256_mul_ps(t, half))));
+            let j = _mm256_mul_ps(_mm256_sub_ps(mm, parity), half);
+            let (ti, ji) = (_mm256_cvtps_epi32(t), _mm256_cvtps_epi32(j));
+            let row = _mm256_add_epi32(
+                _mm256_sub_epi32(ti, _mm256_set1_epi32(geo[0])),
+                _mm256_set1_epi32(2),
+            );
+            let id = _mm256_add_epi32(
+                _mm256_mullo_epi32(row, _mm256_set1_epi32(geo[2])),
+                _mm256_sub_epi32(ji, _mm256_set1_epi32(geo[1])),
+            );
+            // SAFETY: 8-lane arrays.
+            unsafe {
+                _mm256_storeu_si256(ids[rr].as_mut_ptr() as *mut __m256i, id);
+                _mm256_storeu_ps(wo[rr].as_mut_ptr(), w[rr]);
+            }
+        }
+        (ids, wo)
+    }
+}
+
+/// `(t, j)` grid coordinates of a lattice key `(k0, k1)` (the reference of
+/// [`Grid::simplex_lanes`]' integer steps).
+#[cfg(test)]
 fn tj(k: [i32; 2]) -> (i32, i32) {
     let t = k[0] + k[1];
     let m = (k[0] - k[1]) / 3;
@@ -349,7 +552,8 @@ mod tests {
         }
     }
 
-    /// The specialised `simplex` equals `embed::<2>` (weights bit for bit, vertex keys).
+    /// The specialised simplices equal `embed::<2>` (weights bit for bit, vertex keys), one
+    /// pixel at a time and in blocks of 2.5 rows (lanes that cross a row end).
     #[test]
     fn simplex_equals_embed() {
         for s in [3.0f32, 1.0, 0.7, 5.3, 80.0] {
@@ -357,6 +561,8 @@ mod tests {
             let grid = Grid::new(w, h, s);
             let scale = scale_factors::<2>();
             let (mut ids, mut wt) = ([0u32; 3], [0f32; 3]);
+            let block = 5 * w / 2;
+            let (mut bids, mut bw) = (vec![0u32; 3 * block], vec![0f32; 3 * block]);
             for y in 0..h {
                 for x in 0..w {
                     grid.simplex(x, y, &mut ids, &mut wt);
@@ -364,6 +570,15 @@ mod tests {
                     assert_eq!(wt, [e.bary[0], e.bary[1], e.bary[2]], "sxy {s} ({x}, {y})");
                     for (r, id) in ids.iter().enumerate() {
                         assert_eq!(*id, grid.index(tj(e.key(r))), "sxy {s} ({x}, {y}) r {r}");
+                    }
+                    let i = y * w + x;
+                    if i % block == 0 && i + block <= w * h {
+                        grid.simplices(i, &mut bids, &mut bw);
+                    }
+                    let k = i % block;
+                    if i - k + block <= w * h {
+                        assert_eq!([bw[k], bw[block + k], bw[2 * block + k]], wt, "block, ({x}, {y})");
+                        assert_eq!(bids[3 * k..3 * k + 3], ids, "block, ({x}, {y})");
                     }
                 }
             }

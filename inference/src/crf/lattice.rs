@@ -176,8 +176,9 @@ pub fn bary_of<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> [f32; MAX_D + 
     out
 }
 
-/// Barycentric weights (pixels, D+1) of the pixels `i0 .. i0 + out.len() / (D+1)` of an
-/// image `width` pixels wide; `features(i, x, y)` gives pixel `i`'s feature vector. AVX2
+/// Barycentric weights of the pixels `i0 .. i0 + n` of an image `width` pixels wide,
+/// written r-major: `out[r * n + k]` is the weight of simplex vertex r of pixel `i0 + k`
+/// (`n = out.len() / (D+1)`); `features(i, x, y)` gives pixel `i`'s feature vector. AVX2
 /// build where the CPU has it (the same operations: Rust never fuses `a * b + c`, so the
 /// same bits as [`bary_of`]).
 pub fn barys<const D: usize, F>(i0: usize, width: usize, out: &mut [f32], scale: &[f32; D], features: F)
@@ -203,19 +204,39 @@ unsafe fn barys_avx2<const D: usize, F>(
 ) where
     F: Fn(usize, usize, usize) -> [f32; D] + Copy,
 {
-    barys_generic(i0, width, out, scale, features)
+    // SAFETY: the caller checked AVX2.
+    barys_with(i0, width, out, scale, features, |f, scale, b| unsafe {
+        avx2::bary8::<D>(f, scale, b)
+    })
 }
 
-/// Lanes of [`bary_lanes`].
-const LANES: usize = 8;
-
-// Index loops over lanes are the point here: they are what the vectoriser turns into
-// one SIMD operation each.
-#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn barys_generic<const D: usize, F>(i0: usize, width: usize, out: &mut [f32], scale: &[f32; D], features: F)
 where
     F: Fn(usize, usize, usize) -> [f32; D] + Copy,
+{
+    barys_with(i0, width, out, scale, features, bary_lanes::<D>)
+}
+
+/// Lanes of [`bary_lanes`].
+pub const LANES: usize = 8;
+
+/// The loop of [`barys`]: features of `LANES` pixels at a time into lanes, `lanes` (the
+/// scalar-lane [`bary_lanes`] or its AVX2 twin) to weights, stored r-major.
+// Index loops over lanes are the point here: they are what the vectoriser turns into
+// one SIMD operation each.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn barys_with<const D: usize, F, B>(
+    i0: usize,
+    width: usize,
+    out: &mut [f32],
+    scale: &[f32; D],
+    features: F,
+    lanes: B,
+) where
+    F: Fn(usize, usize, usize) -> [f32; D] + Copy,
+    B: Fn(&[[f32; LANES]; MAX_D], &[f32; D], &mut [[f32; LANES]; MAX_D + 1]),
 {
     let n = out.len() / (D + 1);
     let width = width.max(1);
@@ -236,17 +257,21 @@ where
                 y += 1;
             }
         }
-        bary_lanes::<D>(&f, scale, &mut b);
-        for l in 0..len {
-            for r in 0..=D {
-                out[(k + l) * (D + 1) + r] = b[r][l];
-            }
+        lanes(&f, scale, &mut b);
+        for r in 0..=D {
+            out[r * n + k..r * n + k + len].copy_from_slice(&b[r][..len]);
         }
         k += len;
     }
 }
 
 /// [`bary_of`] for `LANES` pixels at once, every step a loop over the lanes (vectorises).
+///
+/// The ranks are a permutation of `0..=D`, so each `b[k]` of [`embed`] receives exactly one
+/// `+v` (from the component of rank `D - k`) and one `-v` (rank `D - k + 1`); IEEE addition
+/// is commutative, so `b[k] = v[rank D-k] - v[rank D-k+1]` whatever the order, and
+/// `b[0] + (1 + b[D+1]) = v[rank D] + (1 - v[rank 0])`: the same bits from D+1 selects per
+/// rank instead of (D+1)(D+2) masked adds.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn bary_lanes<const D: usize>(
@@ -255,28 +280,37 @@ fn bary_lanes<const D: usize>(
     out: &mut [[f32; LANES]; MAX_D + 1],
 ) {
     const L: usize = LANES;
-    let dp1 = (D + 1) as f32;
-    let down = 1.0f32 / dp1;
+    let down = 1.0f32 / (D + 1) as f32;
     let (e, rem0, rank) = simplex_lanes::<D>(f, scale);
-    let mut b = [[0f32; L]; MAX_D + 2];
+    let mut v = [[0f32; L]; MAX_D + 1];
     for i in 0..=D {
-        for k in 0..D + 2 {
-            let (hi, lo) = (D as i32 - k as i32, D as i32 - k as i32 + 1);
+        for l in 0..L {
+            v[i][l] = (e[i][l] - rem0[i][l]) * down;
+        }
+    }
+    // vr[k]: the v of the component whose rank is k.
+    let mut vr = [[0f32; L]; MAX_D + 1];
+    for k in 0..=D {
+        let kf = k as f32;
+        for i in 0..=D {
             for l in 0..L {
-                let v = (e[i][l] - rem0[i][l]) * down;
-                b[k][l] += if rank[i][l] == hi { v } else { 0.0 };
-                b[k][l] -= if rank[i][l] == lo { v } else { 0.0 };
+                vr[k][l] = if rank[i][l] == kf { v[i][l] } else { vr[k][l] };
             }
         }
     }
     for l in 0..L {
-        b[0][l] += 1.0 + b[D + 1][l];
+        out[0][l] = vr[D][l] + (1.0 - vr[0][l]);
     }
-    out[..=D].copy_from_slice(&b[..=D]);
+    for k in 1..=D {
+        for l in 0..L {
+            out[k][l] = vr[D - k][l] - vr[D - k + 1][l];
+        }
+    }
 }
 
 /// Elevated point, remainder-0 point and ranks ([`embed`] steps 2 to 4) of `LANES`
-/// pixels, every step a loop over the lanes.
+/// pixels, every step a loop over the lanes. Ranks are whole numbers held in f32 (as
+/// pydensecrf's SSE path holds them), which keeps every step in one vector type.
 #[allow(clippy::needless_range_loop, clippy::type_complexity)]
 #[inline(always)]
 fn simplex_lanes<const D: usize>(
@@ -285,7 +319,7 @@ fn simplex_lanes<const D: usize>(
 ) -> (
     [[f32; LANES]; MAX_D + 1],
     [[f32; LANES]; MAX_D + 1],
-    [[i32; LANES]; MAX_D + 1],
+    [[f32; LANES]; MAX_D + 1],
 ) {
     const L: usize = LANES;
     let dp1 = (D + 1) as f32;
@@ -301,33 +335,122 @@ fn simplex_lanes<const D: usize>(
     }
     e[0] = sm;
     let mut rem0 = [[0f32; L]; MAX_D + 1];
-    let mut sum = [0i32; L];
+    let mut sum = [0f32; L];
     for i in 0..=D {
         for l in 0..L {
             let v = (e[i][l] * down).round_ties_even();
             rem0[i][l] = v * dp1;
-            sum[l] += v as i32;
+            sum[l] += v;
         }
     }
-    let mut rank = [[0i32; L]; MAX_D + 1];
+    let mut rank = [[0f32; L]; MAX_D + 1];
     for i in 0..D {
         for j in i + 1..=D {
             for l in 0..L {
-                let lt = ((e[i][l] - rem0[i][l]) < (e[j][l] - rem0[j][l])) as i32;
-                rank[i][l] += lt;
-                rank[j][l] += 1 - lt;
+                let lt = (e[i][l] - rem0[i][l]) < (e[j][l] - rem0[j][l]);
+                rank[i][l] += if lt { 1.0 } else { 0.0 };
+                rank[j][l] += if lt { 0.0 } else { 1.0 };
             }
         }
     }
     for i in 0..=D {
         for l in 0..L {
             let r = rank[i][l] + sum[l];
-            let fix = (r < 0) as i32 - (r > D as i32) as i32;
-            rank[i][l] = r + fix * (D as i32 + 1);
-            rem0[i][l] += fix as f32 * dp1;
+            let fix = if r < 0.0 {
+                1.0
+            } else if r > D as f32 {
+                -1.0
+            } else {
+                0.0
+            };
+            rank[i][l] = r + fix * dp1;
+            rem0[i][l] += fix * dp1;
         }
     }
     (e, rem0, rank)
+}
+
+/// [`bary_lanes`] written with AVX2 intrinsics (8 lanes in one register; LLVM does not
+/// vectorise the lane loops' rank selects on its own). The same operations in the same
+/// order, no FMA: the same bits (`tests` below compare with [`embed`]).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{LANES, MAX_D};
+    use std::arch::x86_64::*;
+
+    // Index loops over the D+1 components, as in `bary_lanes`.
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub unsafe fn bary8<const D: usize>(
+        f: &[[f32; LANES]; MAX_D],
+        scale: &[f32; D],
+        out: &mut [[f32; LANES]; MAX_D + 1],
+    ) {
+        const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        let zero = _mm256_setzero_ps();
+        let one = _mm256_set1_ps(1.0);
+        let dp1 = _mm256_set1_ps((D + 1) as f32);
+        let down = _mm256_set1_ps(1.0f32 / (D + 1) as f32);
+        let mut e = [zero; MAX_D + 1];
+        let mut sm = zero;
+        // SAFETY (loads and stores): 8-float arrays.
+        unsafe {
+            for j in (1..=D).rev() {
+                let cf = _mm256_mul_ps(_mm256_loadu_ps(f[j - 1].as_ptr()), _mm256_set1_ps(scale[j - 1]));
+                e[j] = _mm256_sub_ps(sm, _mm256_mul_ps(_mm256_set1_ps(j as f32), cf));
+                sm = _mm256_add_ps(sm, cf);
+            }
+        }
+        e[0] = sm;
+        let (mut rem0, mut sum) = ([zero; MAX_D + 1], zero);
+        for i in 0..=D {
+            let v = _mm256_round_ps::<NEAREST>(_mm256_mul_ps(e[i], down));
+            rem0[i] = _mm256_mul_ps(v, dp1);
+            sum = _mm256_add_ps(sum, v);
+        }
+        let mut d = [zero; MAX_D + 1];
+        for i in 0..=D {
+            d[i] = _mm256_sub_ps(e[i], rem0[i]);
+        }
+        let mut rank = [zero; MAX_D + 1];
+        for i in 0..D {
+            for j in i + 1..=D {
+                let lt = _mm256_cmp_ps::<_CMP_LT_OQ>(d[i], d[j]);
+                rank[i] = _mm256_add_ps(rank[i], _mm256_and_ps(lt, one));
+                rank[j] = _mm256_add_ps(rank[j], _mm256_andnot_ps(lt, one));
+            }
+        }
+        let top = _mm256_set1_ps(D as f32);
+        let mut v = [zero; MAX_D + 1];
+        for i in 0..=D {
+            let r = _mm256_add_ps(rank[i], sum);
+            let fix = _mm256_sub_ps(
+                _mm256_and_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(r, zero), one),
+                _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(r, top), one),
+            );
+            rank[i] = _mm256_add_ps(r, _mm256_mul_ps(fix, dp1));
+            rem0[i] = _mm256_add_ps(rem0[i], _mm256_mul_ps(fix, dp1));
+            v[i] = _mm256_mul_ps(_mm256_sub_ps(e[i], rem0[i]), down);
+        }
+        let mut vr = [zero; MAX_D + 1];
+        for k in 0..=D {
+            let kf = _mm256_set1_ps(k as f32);
+            for i in 0..=D {
+                vr[k] = _mm256_blendv_ps(vr[k], v[i], _mm256_cmp_ps::<_CMP_EQ_OQ>(rank[i], kf));
+            }
+        }
+        // SAFETY: 8-float arrays.
+        unsafe {
+            _mm256_storeu_ps(
+                out[0].as_mut_ptr(),
+                _mm256_add_ps(vr[D], _mm256_sub_ps(one, vr[0])),
+            );
+            for k in 1..=D {
+                _mm256_storeu_ps(out[k].as_mut_ptr(), _mm256_sub_ps(vr[D - k], vr[D - k + 1]));
+            }
+        }
+    }
 }
 
 impl<const D: usize> Simplex<D> {
@@ -504,7 +627,7 @@ impl<const D: usize> Lattice<D> {
                     let mut table = KeyTable::<D>::with_capacity(len / 4);
                     let mut f = [0f32; D];
                     let mut fl = [[0f32; LANES]; MAX_D];
-                    let (mut rem0, mut rank) = ([[0f32; LANES]; MAX_D + 1], [[0i32; LANES]; MAX_D + 1]);
+                    let (mut rem0, mut rank) = ([[0f32; LANES]; MAX_D + 1], [[0f32; LANES]; MAX_D + 1]);
                     // The previous pixel's vertices: neighbours mostly share them.
                     let mut prev: [([i32; D], u32); MAX_D + 1] = [([i32::MIN; D], 0); MAX_D + 1];
                     for k in 0..len {
@@ -523,7 +646,7 @@ impl<const D: usize> Lattice<D> {
                         for r in 0..=D {
                             // Key of simplex vertex r, as `Simplex::key`.
                             let key: [i32; D] = std::array::from_fn(|i| {
-                                let c = if rank[i][l] <= (D - r) as i32 {
+                                let c = if rank[i][l] <= (D - r) as f32 {
                                     r as i32
                                 } else {
                                     r as i32 - (D as i32 + 1)
@@ -625,7 +748,7 @@ impl<const D: usize> Lattice<D> {
             for k in 0..len {
                 let ids = self.simplex_ids(i0 + k);
                 for r in 0..=D {
-                    vals[ids[r] as usize] += w[k * (D + 1) + r] * input[i0 + k];
+                    vals[ids[r] as usize] += w[r * len + k] * input[i0 + k];
                 }
             }
         }
@@ -644,11 +767,12 @@ impl<const D: usize> Lattice<D> {
             barys::<D, _>(c * B, 0, &mut w[..out.len() * (D + 1)], &scale, move |i, _, _| {
                 features(i)
             });
+            let len = out.len();
             for (k, o) in out.iter_mut().enumerate() {
                 let ids = self.simplex_ids(c * B + k);
                 let mut acc = 0f32;
                 for r in 0..=D {
-                    acc += (w[k * (D + 1) + r] * vals[ids[r] as usize]) * alpha;
+                    acc += (w[r * len + k] * vals[ids[r] as usize]) * alpha;
                 }
                 *o = acc;
             }
@@ -693,6 +817,23 @@ mod tests {
                 f
             });
             assert_eq!(b[..], s.bary[..6]);
+            // A block of 37 pixels from here (across rows, r-major): the same weights.
+            if i % 997 == 0 && i + 37 <= w * h {
+                let mut block = [0f32; 6 * 37];
+                barys::<5, _>(i, w, &mut block, &scale, |i, _, _| {
+                    let mut f = [0f32; 5];
+                    feat(i, &mut f);
+                    f
+                });
+                for k in 0..37 {
+                    let mut f = [0f32; 5];
+                    feat(i + k, &mut f);
+                    let e = embed::<5>(&f, &scale);
+                    for r in 0..6 {
+                        assert_eq!(block[r * 37 + k], e.bary[r], "pixel {} vertex {r}", i + k);
+                    }
+                }
+            }
             for r in 0..=5 {
                 let id = table.find_or_insert(&s.key(r)) as usize;
                 if id == to_lat.len() {

@@ -4,8 +4,11 @@
 //!
 //! Kernels (all on 4-float vertex values [`Value`], lane 3 unused):
 //! - [`blur`]: one lattice axis, `dst[v] = src[v] + 0.5 * (src[n1] + src[n2])`;
-//! - [`gather`]: slice, `out[k] = sum_r (w[k][r] * alpha) * vals[id[k][r]]`;
-//! - [`scatter`]: splat, `vals[id[k][r]] += w[k][r] * q[k]` (pixel order, then r);
+//! - [`gather`]: slice, `out[k] = sum_r (w[r][k] * alpha) * vals[id[k][r]]`;
+//! - [`scatter`]: splat, `vals[id[k][r]] += w[r][k] * q[k]` (pixel order, then r);
+//!
+//! Simplex vertex ids are pixel-major (`ids[k * R + r]`, as the lattice stores them) and
+//! weights r-major (`w[r * n + k]`, as the vectorised weight code writes them).
 //! - [`softmax3`]: per pixel over 3 labels, subtract the max, exp, divide by the sum.
 //!
 //! The scalar versions repeat pydensecrf's operations in its order (its SSE path does a
@@ -109,7 +112,8 @@ pub fn blur_scalar(
     }
 }
 
-/// Slices `out.len()` pixels: `ids` and `w` are (pixels, r) with `r = w.len() / out.len()`.
+/// Slices `out.len()` pixels: `ids` is (pixels, r) and `w` (r, pixels), with
+/// `r = w.len() / out.len()`.
 pub fn gather(isa: Isa, vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &mut [Value]) {
     assert!(!out.is_empty() && ids.len() == w.len() && w.len().is_multiple_of(out.len()));
     assert!(max_id(ids) < vals.len());
@@ -126,12 +130,12 @@ pub fn gather(isa: Isa, vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out:
 
 /// Scalar reference of [`gather`]: pydensecrf's `out += (b * alpha) * V` in r order.
 pub fn gather_scalar(vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &mut [Value]) {
-    let r = w.len() / out.len();
+    let (n, r) = (out.len(), w.len() / out.len());
     for (k, o) in out.iter_mut().enumerate() {
         let mut acc = [0f32; 4];
-        for j in k * r..(k + 1) * r {
-            let wa = w[j] * alpha;
-            let v = &vals[ids[j] as usize];
+        for j in 0..r {
+            let wa = w[j * n + k] * alpha;
+            let v = &vals[ids[k * r + j] as usize];
             for c in 0..4 {
                 acc[c] += wa * v[c];
             }
@@ -154,12 +158,12 @@ pub fn scatter(isa: Isa, vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]
 
 /// Scalar reference of [`scatter`]: `V += b * q`, pixels ascending, r ascending.
 pub fn scatter_scalar(vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
-    let r = w.len() / q.len();
+    let (n, r) = (q.len(), w.len() / q.len());
     for (k, qk) in q.iter().enumerate() {
-        for j in k * r..(k + 1) * r {
-            let v = &mut vals[ids[j] as usize];
+        for j in 0..r {
+            let v = &mut vals[ids[k * r + j] as usize];
             for c in 0..4 {
-                v[c] += w[j] * qk[c];
+                v[c] += w[j * n + k] * qk[c];
             }
         }
     }
@@ -281,8 +285,8 @@ mod x86 {
                     let (i0, i1) = (k * r + j, (k + 1) * r + j);
                     let wv = _mm256_mul_ps(
                         _mm256_set_m128(
-                            _mm_set1_ps(*w.get_unchecked(i1)),
-                            _mm_set1_ps(*w.get_unchecked(i0)),
+                            _mm_broadcast_ss(w.get_unchecked(j * n + k + 1)),
+                            _mm_broadcast_ss(w.get_unchecked(j * n + k)),
                         ),
                         al,
                     );
@@ -297,9 +301,13 @@ mod x86 {
             }
             if k < n {
                 let mut acc = _mm_setzero_ps();
-                for j in k * r..(k + 1) * r {
-                    let wv = _mm_set1_ps(*w.get_unchecked(j) * alpha);
-                    acc = _mm_fmadd_ps(wv, _mm_loadu_ps(p.add(*ids.get_unchecked(j) as usize * 4)), acc);
+                for j in 0..r {
+                    let wv = _mm_set1_ps(*w.get_unchecked(j * n + k) * alpha);
+                    acc = _mm_fmadd_ps(
+                        wv,
+                        _mm_loadu_ps(p.add(*ids.get_unchecked(k * r + j) as usize * 4)),
+                        acc,
+                    );
                 }
                 _mm_storeu_ps(o.add(k * 4), acc);
             }
@@ -308,16 +316,16 @@ mod x86 {
 
     #[target_feature(enable = "sse4.1")]
     pub unsafe fn gather_sse41(vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &mut [Value]) {
-        let r = w.len() / out.len();
+        let (n, r) = (out.len(), w.len() / out.len());
         let p = vals.as_ptr() as *const f32;
         let o = out.as_mut_ptr() as *mut f32;
         // SAFETY: ids checked by the caller.
         unsafe {
-            for k in 0..out.len() {
+            for k in 0..n {
                 let mut acc = _mm_setzero_ps();
-                for j in k * r..(k + 1) * r {
-                    let wv = _mm_set1_ps(*w.get_unchecked(j) * alpha);
-                    let v = _mm_loadu_ps(p.add(*ids.get_unchecked(j) as usize * 4));
+                for j in 0..r {
+                    let wv = _mm_set1_ps(*w.get_unchecked(j * n + k) * alpha);
+                    let v = _mm_loadu_ps(p.add(*ids.get_unchecked(k * r + j) as usize * 4));
                     acc = _mm_add_ps(acc, _mm_mul_ps(wv, v));
                 }
                 _mm_storeu_ps(o.add(k * 4), acc);
@@ -330,16 +338,16 @@ mod x86 {
     /// FMA is used so that the splat is bit-identical to the scalar reference.
     #[target_feature(enable = "sse4.1")]
     pub unsafe fn scatter_sse41(vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
-        let r = w.len() / q.len();
+        let (n, r) = (q.len(), w.len() / q.len());
         let p = vals.as_mut_ptr() as *mut f32;
         let qp = q.as_ptr() as *const f32;
         // SAFETY: ids checked by the caller.
         unsafe {
-            for k in 0..q.len() {
+            for k in 0..n {
                 let qv = _mm_loadu_ps(qp.add(k * 4));
-                for j in k * r..(k + 1) * r {
-                    let dst = p.add(*ids.get_unchecked(j) as usize * 4);
-                    let wv = _mm_set1_ps(*w.get_unchecked(j));
+                for j in 0..r {
+                    let dst = p.add(*ids.get_unchecked(k * r + j) as usize * 4);
+                    let wv = _mm_set1_ps(*w.get_unchecked(j * n + k));
                     _mm_storeu_ps(dst, _mm_add_ps(_mm_loadu_ps(dst), _mm_mul_ps(wv, qv)));
                 }
             }
@@ -453,9 +461,34 @@ mod x86 {
     }
 }
 
-/// Largest id (0 for none); a vectorisable bounds check for the SIMD kernels.
+/// Largest id (0 for none): the kernels' bounds check, one pass over the ids, vectorised
+/// (unsigned 32-bit max needs SSE4.1; the AVX2 build does 8 at a time).
 fn max_id(ids: &[u32]) -> usize {
-    ids.iter().fold(0u32, |m, &i| m.max(i)) as usize
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked); the body is safe code.
+        return unsafe { max_id_avx2(ids) };
+    }
+    max_id_generic(ids)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn max_id_avx2(ids: &[u32]) -> usize {
+    max_id_generic(ids)
+}
+
+#[inline(always)]
+fn max_id_generic(ids: &[u32]) -> usize {
+    let mut m = [0u32; 8];
+    let mut chunks = ids.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            m[l] = m[l].max(c[l]);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(0u32, |a, &b| a.max(b));
+    m.iter().fold(tail, |a, &b| a.max(b)) as usize
 }
 
 /// Scalar softmax of entries `k0..len` (the SIMD versions' remainder).
