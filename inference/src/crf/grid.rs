@@ -301,12 +301,25 @@ impl Grid {
                 }
             }
             let (il, wl) = lanes(&f0, &f1);
-            for r in 0..3 {
-                w[r * n + k..r * n + k + len].copy_from_slice(&wl[r][..len]);
-            }
-            for l in 0..len {
+            // Whole runs as fixed-size copies (a variable-length one is a memcpy call).
+            if len == LANES {
                 for r in 0..3 {
-                    ids[3 * (k + l) + r] = il[r][l] as u32;
+                    w[r * n + k..][..LANES].copy_from_slice(&wl[r]);
+                }
+                let out = &mut ids[3 * k..][..3 * LANES];
+                for l in 0..LANES {
+                    for r in 0..3 {
+                        out[3 * l + r] = il[r][l] as u32;
+                    }
+                }
+            } else {
+                for r in 0..3 {
+                    w[r * n + k..][..len].copy_from_slice(&wl[r][..len]);
+                }
+                for l in 0..len {
+                    for r in 0..3 {
+                        ids[3 * (k + l) + r] = il[r][l] as u32;
+                    }
                 }
             }
             k += len;

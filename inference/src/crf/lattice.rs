@@ -259,7 +259,12 @@ fn barys_with<const D: usize, F, B>(
         }
         lanes(&f, scale, &mut b);
         for r in 0..=D {
-            out[r * n + k..r * n + k + len].copy_from_slice(&b[r][..len]);
+            // Whole runs as fixed-size copies (a variable-length one is a memcpy call).
+            if len == LANES {
+                out[r * n + k..][..LANES].copy_from_slice(&b[r]);
+            } else {
+                out[r * n + k..][..len].copy_from_slice(&b[r][..len]);
+            }
         }
         k += len;
     }
@@ -370,23 +375,25 @@ fn simplex_lanes<const D: usize>(
     (e, rem0, rank)
 }
 
-/// [`bary_lanes`] written with AVX2 intrinsics (8 lanes in one register; LLVM does not
-/// vectorise the lane loops' rank selects on its own). The same operations in the same
-/// order, no FMA: the same bits (`tests` below compare with [`embed`]).
+/// [`bary_lanes`] and the build's vertex keys written with AVX2 intrinsics (8 lanes in one
+/// register; LLVM does not vectorise the lane loops' rank selects on its own). The same
+/// operations in the same order, no FMA: the same bits (`tests` below compare with
+/// [`embed`]).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{LANES, MAX_D};
     use std::arch::x86_64::*;
 
-    // Index loops over the D+1 components, as in `bary_lanes`.
+    /// Elevated point, remainder-0 point (after the rank wrap) and ranks of 8 pixels
+    /// ([`super::simplex_lanes`]).
+    // Index loops over the D+1 components, as in `simplex_lanes`.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2")]
     #[inline]
-    pub unsafe fn bary8<const D: usize>(
+    unsafe fn simplex8<const D: usize>(
         f: &[[f32; LANES]; MAX_D],
         scale: &[f32; D],
-        out: &mut [[f32; LANES]; MAX_D + 1],
-    ) {
+    ) -> ([__m256; MAX_D + 1], [__m256; MAX_D + 1], [__m256; MAX_D + 1]) {
         const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
         let zero = _mm256_setzero_ps();
         let one = _mm256_set1_ps(1.0);
@@ -394,7 +401,7 @@ mod avx2 {
         let down = _mm256_set1_ps(1.0f32 / (D + 1) as f32);
         let mut e = [zero; MAX_D + 1];
         let mut sm = zero;
-        // SAFETY (loads and stores): 8-float arrays.
+        // SAFETY (loads): 8-float arrays.
         unsafe {
             for j in (1..=D).rev() {
                 let cf = _mm256_mul_ps(_mm256_loadu_ps(f[j - 1].as_ptr()), _mm256_set1_ps(scale[j - 1]));
@@ -422,7 +429,6 @@ mod avx2 {
             }
         }
         let top = _mm256_set1_ps(D as f32);
-        let mut v = [zero; MAX_D + 1];
         for i in 0..=D {
             let r = _mm256_add_ps(rank[i], sum);
             let fix = _mm256_sub_ps(
@@ -431,6 +437,26 @@ mod avx2 {
             );
             rank[i] = _mm256_add_ps(r, _mm256_mul_ps(fix, dp1));
             rem0[i] = _mm256_add_ps(rem0[i], _mm256_mul_ps(fix, dp1));
+        }
+        (e, rem0, rank)
+    }
+
+    /// [`super::bary_lanes`] of 8 pixels.
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub unsafe fn bary8<const D: usize>(
+        f: &[[f32; LANES]; MAX_D],
+        scale: &[f32; D],
+        out: &mut [[f32; LANES]; MAX_D + 1],
+    ) {
+        let zero = _mm256_setzero_ps();
+        let one = _mm256_set1_ps(1.0);
+        let down = _mm256_set1_ps(1.0f32 / (D + 1) as f32);
+        // SAFETY: the caller has AVX2.
+        let (e, rem0, rank) = unsafe { simplex8::<D>(f, scale) };
+        let mut v = [zero; MAX_D + 1];
+        for i in 0..=D {
             v[i] = _mm256_mul_ps(_mm256_sub_ps(e[i], rem0[i]), down);
         }
         let mut vr = [zero; MAX_D + 1];
@@ -448,6 +474,58 @@ mod avx2 {
             );
             for k in 1..=D {
                 _mm256_storeu_ps(out[k].as_mut_ptr(), _mm256_sub_ps(vr[D - k], vr[D - k + 1]));
+            }
+        }
+    }
+
+    /// Keys of the D+1 simplex vertices of 8 pixels, `keys[r][i][lane]` ([`super::Simplex::key`]):
+    /// `rem0[i] + (rank[i] <= D - r ? r : r - (D+1))`, exact whole numbers in f32.
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub unsafe fn keys8<const D: usize>(
+        f: &[[f32; LANES]; MAX_D],
+        scale: &[f32; D],
+        keys: &mut [[[i32; LANES]; MAX_D]; MAX_D + 1],
+    ) {
+        // SAFETY: the caller has AVX2.
+        let (_, rem0, rank) = unsafe { simplex8::<D>(f, scale) };
+        for r in 0..=D {
+            let (up, wrap) = (
+                _mm256_set1_ps(r as f32),
+                _mm256_set1_ps(r as f32 - (D + 1) as f32),
+            );
+            let lim = _mm256_set1_ps((D - r) as f32);
+            for i in 0..D {
+                let le = _mm256_cmp_ps::<_CMP_LE_OQ>(rank[i], lim);
+                let k = _mm256_add_ps(rem0[i], _mm256_blendv_ps(wrap, up, le));
+                // SAFETY: an 8-lane array.
+                unsafe {
+                    _mm256_storeu_si256(keys[r][i].as_mut_ptr() as *mut __m256i, _mm256_cvtps_epi32(k))
+                };
+            }
+        }
+    }
+}
+
+/// The build's vertex keys of `LANES` pixels (`keys[r][i][lane]`), scalar lanes.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn keys_lanes<const D: usize>(
+    f: &[[f32; LANES]; MAX_D],
+    scale: &[f32; D],
+    keys: &mut [[[i32; LANES]; MAX_D]; MAX_D + 1],
+) {
+    let (_, rem0, rank) = simplex_lanes::<D>(f, scale);
+    for r in 0..=D {
+        for i in 0..D {
+            for l in 0..LANES {
+                let c = if rank[i][l] <= (D - r) as f32 {
+                    r as i32
+                } else {
+                    r as i32 - (D as i32 + 1)
+                };
+                keys[r][i][l] = rem0[i][l] as i32 + c;
             }
         }
     }
@@ -613,6 +691,15 @@ impl<const D: usize> Lattice<D> {
         // table (band order) and dropped at once: only one wave of band tables is alive,
         // and the global table grows to the vertex count (not to the sum over bands).
         let mut global = KeyTable::<D>::with_capacity(n / 16);
+        let keys_of =
+            |f: &[[f32; LANES]; MAX_D], scale: &[f32; D], keys: &mut [[[i32; LANES]; MAX_D]; MAX_D + 1]| {
+                #[cfg(target_arch = "x86_64")]
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 (checked).
+                    return unsafe { avx2::keys8::<D>(f, scale, keys) };
+                }
+                keys_lanes::<D>(f, scale, keys)
+            };
         let mut t_local = std::time::Duration::ZERO;
         let wave = chunk * threads * 2;
         for (w, ids) in ids.chunks_mut(wave * (D + 1)).enumerate() {
@@ -627,40 +714,29 @@ impl<const D: usize> Lattice<D> {
                     let mut table = KeyTable::<D>::with_capacity(len / 4);
                     let mut f = [0f32; D];
                     let mut fl = [[0f32; LANES]; MAX_D];
-                    let (mut rem0, mut rank) = ([[0f32; LANES]; MAX_D + 1], [[0f32; LANES]; MAX_D + 1]);
-                    // The previous pixel's vertices: neighbours mostly share them.
+                    let mut keys = [[[0i32; LANES]; MAX_D]; MAX_D + 1];
+                    // The previous pixel's vertices: a neighbour mostly has the same simplex,
+                    // so vertex r is mostly the previous pixel's vertex r.
                     let mut prev: [([i32; D], u32); MAX_D + 1] = [([i32::MIN; D], 0); MAX_D + 1];
                     for k in 0..len {
                         let l = k % LANES;
                         if l == 0 {
-                            // Simplices of the next LANES pixels at once (vectorised).
+                            // Keys of the next LANES pixels at once (vectorised).
                             for (l, kk) in (k..len.min(k + LANES)).enumerate() {
                                 features(first + kk, &mut f);
                                 for j in 0..D {
                                     fl[j][l] = f[j];
                                 }
                             }
-                            (_, rem0, rank) = simplex_lanes::<D>(&fl, &scale);
+                            keys_of(&fl, &scale, &mut keys);
                         }
-                        let mut cur = prev;
                         for r in 0..=D {
-                            // Key of simplex vertex r, as `Simplex::key`.
-                            let key: [i32; D] = std::array::from_fn(|i| {
-                                let c = if rank[i][l] <= (D - r) as f32 {
-                                    r as i32
-                                } else {
-                                    r as i32 - (D as i32 + 1)
-                                };
-                                rem0[i][l] as i32 + c
-                            });
-                            let id = match prev[..=D].iter().find(|(pk, _)| *pk == key) {
-                                Some(&(_, id)) => id,
-                                None => table.find_or_insert(&key),
-                            };
-                            cur[r] = (key, id);
-                            ids[k * (D + 1) + r] = id;
+                            let key: [i32; D] = std::array::from_fn(|i| keys[r][i][l]);
+                            if prev[r].0 != key {
+                                prev[r] = (key, table.find_or_insert(&key));
+                            }
+                            ids[k * (D + 1) + r] = prev[r].1;
                         }
-                        prev = cur;
                     }
                     table
                 })

@@ -563,12 +563,12 @@ impl<'a> DenseCrf<'a> {
             let wgt_b = &s.w_b[..bl * 6];
             if prep {
                 s.q[..bl].fill([0.0, 0.0, 0.0, 1.0]);
-                simd::scatter(self.isa, next.0, ids_g, wgt_g, &s.q[..bl]);
-                simd::scatter(self.isa, next.1, ids_b, wgt_b, &s.q[..bl]);
+                simd::scatter::<3>(self.isa, next.0, ids_g, wgt_g, &s.q[..bl]);
+                simd::scatter::<6>(self.isa, next.1, ids_b, wgt_b, &s.q[..bl]);
                 continue;
             }
-            simd::gather(self.isa, cur.0, ids_g, wgt_g, ag, &mut s.out_g[..bl]);
-            simd::gather(self.isa, cur.1, ids_b, wgt_b, ab, &mut s.out_b[..bl]);
+            simd::gather::<3>(self.isa, cur.0, ids_g, wgt_g, ag, &mut s.out_g[..bl]);
+            simd::gather::<6>(self.isa, cur.1, ids_b, wgt_b, ab, &mut s.out_b[..bl]);
             // norm = 1/sqrt(K·1 + 1e-20), K·1 from lane 3 of the slices.
             for k in 0..bl {
                 s.norm_g[k] = (1.0 / (s.out_g[k][3] as f64 + 1e-20).sqrt()) as f32;
@@ -602,12 +602,12 @@ impl<'a> DenseCrf<'a> {
                 let ng = s.norm_g[k];
                 s.q[k] = [s.t[0][k] * ng, s.t[1][k] * ng, s.t[2][k] * ng, 1.0];
             }
-            simd::scatter(self.isa, next.0, ids_g, wgt_g, &s.q[..bl]);
+            simd::scatter::<3>(self.isa, next.0, ids_g, wgt_g, &s.q[..bl]);
             for k in 0..bl {
                 let nb = s.norm_b[k];
                 s.q[k] = [s.t[0][k] * nb, s.t[1][k] * nb, s.t[2][k] * nb, 1.0];
             }
-            simd::scatter(self.isa, next.1, ids_b, wgt_b, &s.q[..bl]);
+            simd::scatter::<6>(self.isa, next.1, ids_b, wgt_b, &s.q[..bl]);
         }
     }
 }

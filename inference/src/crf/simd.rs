@@ -78,13 +78,12 @@ pub fn blur(
     v0: usize,
     dst: &mut [Value],
 ) {
+    // Neighbour reads are bounds-checked by indexing `src` in the kernels.
     assert!(neighbours.len() >= (v0 + dst.len()) * stride && axis < stride);
-    let range = &neighbours[v0 * stride..(v0 + dst.len()) * stride];
-    assert!(range.iter().fold(0u32, |m, n| m.max(n[0]).max(n[1])) < src.len() as u32);
     assert!(v0 + dst.len() <= src.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2Fma` is only produced when the CPU has AVX2 and FMA; indices were checked above.
+        // SAFETY: `Isa::Avx2Fma` is only produced when the CPU has AVX2 and FMA; ranges checked above.
         Isa::Avx2Fma => unsafe { x86::blur_avx2(src, neighbours, stride, axis, v0, dst) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above for SSE4.1.
@@ -112,25 +111,32 @@ pub fn blur_scalar(
     }
 }
 
-/// Slices `out.len()` pixels: `ids` is (pixels, r) and `w` (r, pixels), with
-/// `r = w.len() / out.len()`.
-pub fn gather(isa: Isa, vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &mut [Value]) {
-    assert!(!out.is_empty() && ids.len() == w.len() && w.len().is_multiple_of(out.len()));
-    assert!(max_id(ids) < vals.len());
+/// Slices `out.len()` pixels: `ids` is (pixels, R) and `w` (R, pixels). Every vertex
+/// access is bounds-checked (an id past `vals` panics), so the kernels need no separate
+/// pass over the ids.
+pub fn gather<const R: usize>(
+    isa: Isa,
+    vals: &[Value],
+    ids: &[u32],
+    w: &[f32],
+    alpha: f32,
+    out: &mut [Value],
+) {
+    assert!(ids.len() == R * out.len() && w.len() == R * out.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: CPU features as produced by `Isa::detect`; ids checked above.
-        Isa::Avx2Fma => unsafe { x86::gather_avx2(vals, ids, w, alpha, out) },
+        // SAFETY: CPU features as produced by `Isa::detect`; lengths checked above.
+        Isa::Avx2Fma => unsafe { x86::gather_avx2::<R>(vals, ids, w, alpha, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Isa::Sse41 => unsafe { x86::gather_sse41(vals, ids, w, alpha, out) },
+        Isa::Sse41 => unsafe { x86::gather_sse41::<R>(vals, ids, w, alpha, out) },
         _ => gather_scalar(vals, ids, w, alpha, out),
     }
 }
 
 /// Scalar reference of [`gather`]: pydensecrf's `out += (b * alpha) * V` in r order.
 pub fn gather_scalar(vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &mut [Value]) {
-    let (n, r) = (out.len(), w.len() / out.len());
+    let (n, r) = (out.len(), w.len() / out.len().max(1));
     for (k, o) in out.iter_mut().enumerate() {
         let mut acc = [0f32; 4];
         for j in 0..r {
@@ -145,20 +151,19 @@ pub fn gather_scalar(vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &m
 }
 
 /// Splats `q.len()` pixels into `vals`: `ids`, `w` as in [`gather`].
-pub fn scatter(isa: Isa, vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
-    assert!(!q.is_empty() && ids.len() == w.len() && w.len().is_multiple_of(q.len()));
-    assert!(max_id(ids) < vals.len());
+pub fn scatter<const R: usize>(isa: Isa, vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
+    assert!(ids.len() == R * q.len() && w.len() == R * q.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: CPU features as produced by `Isa::detect`; ids checked above.
-        Isa::Avx2Fma | Isa::Sse41 => unsafe { x86::scatter_sse41(vals, ids, w, q) },
+        // SAFETY: CPU features as produced by `Isa::detect`; lengths checked above.
+        Isa::Avx2Fma | Isa::Sse41 => unsafe { x86::scatter_sse41::<R>(vals, ids, w, q) },
         _ => scatter_scalar(vals, ids, w, q),
     }
 }
 
 /// Scalar reference of [`scatter`]: `V += b * q`, pixels ascending, r ascending.
 pub fn scatter_scalar(vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
-    let (n, r) = (q.len(), w.len() / q.len());
+    let (n, r) = (q.len(), w.len() / q.len().max(1));
     for (k, qk) in q.iter().enumerate() {
         for j in 0..r {
             let v = &mut vals[ids[k * r + j] as usize];
@@ -215,15 +220,16 @@ mod x86 {
         let n = dst.len();
         let d = dst.as_mut_ptr() as *mut f32;
         let mut k = 0;
-        // SAFETY (whole body): indices checked by the caller; Value is 4 packed f32.
+        // SAFETY (whole body): own and neighbour-list ranges checked by the caller, neighbour
+        // reads by indexing `src`; Value is 4 packed f32.
         unsafe {
             while k + 2 <= n {
                 let v = v0 + k;
                 let [a0, b0] = *nb.get_unchecked(v * stride + axis);
                 let [a1, b1] = *nb.get_unchecked((v + 1) * stride + axis);
                 let own = _mm256_loadu_ps(s.add(v * 4));
-                let a = _mm256_loadu2_m128(s.add(a1 as usize * 4), s.add(a0 as usize * 4));
-                let b = _mm256_loadu2_m128(s.add(b1 as usize * 4), s.add(b0 as usize * 4));
+                let a = _mm256_loadu2_m128(src[a1 as usize].as_ptr(), src[a0 as usize].as_ptr());
+                let b = _mm256_loadu2_m128(src[b1 as usize].as_ptr(), src[b0 as usize].as_ptr());
                 _mm256_storeu_ps(d.add(k * 4), _mm256_fmadd_ps(half, _mm256_add_ps(a, b), own));
                 k += 2;
             }
@@ -233,8 +239,8 @@ mod x86 {
                 let h = _mm_set1_ps(0.5);
                 let own = _mm_loadu_ps(s.add(v * 4));
                 let ab = _mm_add_ps(
-                    _mm_loadu_ps(s.add(a0 as usize * 4)),
-                    _mm_loadu_ps(s.add(b0 as usize * 4)),
+                    _mm_loadu_ps(src[a0 as usize].as_ptr()),
+                    _mm_loadu_ps(src[b0 as usize].as_ptr()),
                 );
                 _mm_storeu_ps(d.add(k * 4), _mm_fmadd_ps(h, ab, own));
             }
@@ -253,14 +259,14 @@ mod x86 {
         let half = _mm_set1_ps(0.5);
         let s = src.as_ptr() as *const f32;
         let d = dst.as_mut_ptr() as *mut f32;
-        // SAFETY: indices checked by the caller.
+        // SAFETY: as in `blur_avx2`.
         unsafe {
             for k in 0..dst.len() {
                 let v = v0 + k;
                 let [a, b] = *nb.get_unchecked(v * stride + axis);
                 let ab = _mm_add_ps(
-                    _mm_loadu_ps(s.add(a as usize * 4)),
-                    _mm_loadu_ps(s.add(b as usize * 4)),
+                    _mm_loadu_ps(src[a as usize].as_ptr()),
+                    _mm_loadu_ps(src[b as usize].as_ptr()),
                 );
                 let r = _mm_add_ps(_mm_loadu_ps(s.add(v * 4)), _mm_mul_ps(half, ab));
                 _mm_storeu_ps(d.add(k * 4), r);
@@ -268,21 +274,25 @@ mod x86 {
         }
     }
 
+    /// Two pixels per 256-bit register: low half pixel k, high half pixel k+1.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn gather_avx2(vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &mut [Value]) {
-        let r = w.len() / out.len();
-        let p = vals.as_ptr() as *const f32;
+    pub unsafe fn gather_avx2<const R: usize>(
+        vals: &[Value],
+        ids: &[u32],
+        w: &[f32],
+        alpha: f32,
+        out: &mut [Value],
+    ) {
         let al = _mm256_set1_ps(alpha);
         let n = out.len();
         let o = out.as_mut_ptr() as *mut f32;
         let mut k = 0;
-        // SAFETY: ids checked by the caller.
+        // SAFETY: `ids` and `w` hold R * n entries (checked by the caller); vertex reads are
+        // bounds-checked by indexing `vals`.
         unsafe {
-            // Two pixels per 256-bit register: low half pixel k, high half pixel k+1.
             while k + 2 <= n {
                 let mut acc = _mm256_setzero_ps();
-                for j in 0..r {
-                    let (i0, i1) = (k * r + j, (k + 1) * r + j);
+                for j in 0..R {
                     let wv = _mm256_mul_ps(
                         _mm256_set_m128(
                             _mm_broadcast_ss(w.get_unchecked(j * n + k + 1)),
@@ -290,10 +300,9 @@ mod x86 {
                         ),
                         al,
                     );
-                    let v = _mm256_loadu2_m128(
-                        p.add(*ids.get_unchecked(i1) as usize * 4),
-                        p.add(*ids.get_unchecked(i0) as usize * 4),
-                    );
+                    let a = &vals[*ids.get_unchecked(k * R + j) as usize];
+                    let b = &vals[*ids.get_unchecked((k + 1) * R + j) as usize];
+                    let v = _mm256_loadu2_m128(b.as_ptr(), a.as_ptr());
                     acc = _mm256_fmadd_ps(wv, v, acc);
                 }
                 _mm256_storeu_ps(o.add(k * 4), acc);
@@ -301,13 +310,10 @@ mod x86 {
             }
             if k < n {
                 let mut acc = _mm_setzero_ps();
-                for j in 0..r {
+                for j in 0..R {
                     let wv = _mm_set1_ps(*w.get_unchecked(j * n + k) * alpha);
-                    acc = _mm_fmadd_ps(
-                        wv,
-                        _mm_loadu_ps(p.add(*ids.get_unchecked(k * r + j) as usize * 4)),
-                        acc,
-                    );
+                    let v = &vals[*ids.get_unchecked(k * R + j) as usize];
+                    acc = _mm_fmadd_ps(wv, _mm_loadu_ps(v.as_ptr()), acc);
                 }
                 _mm_storeu_ps(o.add(k * 4), acc);
             }
@@ -315,18 +321,23 @@ mod x86 {
     }
 
     #[target_feature(enable = "sse4.1")]
-    pub unsafe fn gather_sse41(vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &mut [Value]) {
-        let (n, r) = (out.len(), w.len() / out.len());
-        let p = vals.as_ptr() as *const f32;
+    pub unsafe fn gather_sse41<const R: usize>(
+        vals: &[Value],
+        ids: &[u32],
+        w: &[f32],
+        alpha: f32,
+        out: &mut [Value],
+    ) {
+        let n = out.len();
         let o = out.as_mut_ptr() as *mut f32;
-        // SAFETY: ids checked by the caller.
+        // SAFETY: as in `gather_avx2`.
         unsafe {
             for k in 0..n {
                 let mut acc = _mm_setzero_ps();
-                for j in 0..r {
+                for j in 0..R {
                     let wv = _mm_set1_ps(*w.get_unchecked(j * n + k) * alpha);
-                    let v = _mm_loadu_ps(p.add(*ids.get_unchecked(k * r + j) as usize * 4));
-                    acc = _mm_add_ps(acc, _mm_mul_ps(wv, v));
+                    let v = &vals[*ids.get_unchecked(k * R + j) as usize];
+                    acc = _mm_add_ps(acc, _mm_mul_ps(wv, _mm_loadu_ps(v.as_ptr())));
                 }
                 _mm_storeu_ps(o.add(k * 4), acc);
             }
@@ -337,16 +348,15 @@ mod x86 {
     /// dependent through memory when two simplex vertices coincide between pixels, and no
     /// FMA is used so that the splat is bit-identical to the scalar reference.
     #[target_feature(enable = "sse4.1")]
-    pub unsafe fn scatter_sse41(vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
-        let (n, r) = (q.len(), w.len() / q.len());
-        let p = vals.as_mut_ptr() as *mut f32;
+    pub unsafe fn scatter_sse41<const R: usize>(vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
+        let n = q.len();
         let qp = q.as_ptr() as *const f32;
-        // SAFETY: ids checked by the caller.
+        // SAFETY: as in `gather_avx2`.
         unsafe {
             for k in 0..n {
                 let qv = _mm_loadu_ps(qp.add(k * 4));
-                for j in 0..r {
-                    let dst = p.add(*ids.get_unchecked(k * r + j) as usize * 4);
+                for j in 0..R {
+                    let dst = vals[*ids.get_unchecked(k * R + j) as usize].as_mut_ptr();
                     let wv = _mm_set1_ps(*w.get_unchecked(j * n + k));
                     _mm_storeu_ps(dst, _mm_add_ps(_mm_loadu_ps(dst), _mm_mul_ps(wv, qv)));
                 }
@@ -459,36 +469,6 @@ mod x86 {
             super::softmax3_tail(t, k, len);
         }
     }
-}
-
-/// Largest id (0 for none): the kernels' bounds check, one pass over the ids, vectorised
-/// (unsigned 32-bit max needs SSE4.1; the AVX2 build does 8 at a time).
-fn max_id(ids: &[u32]) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked); the body is safe code.
-        return unsafe { max_id_avx2(ids) };
-    }
-    max_id_generic(ids)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn max_id_avx2(ids: &[u32]) -> usize {
-    max_id_generic(ids)
-}
-
-#[inline(always)]
-fn max_id_generic(ids: &[u32]) -> usize {
-    let mut m = [0u32; 8];
-    let mut chunks = ids.chunks_exact(8);
-    for c in &mut chunks {
-        for l in 0..8 {
-            m[l] = m[l].max(c[l]);
-        }
-    }
-    let tail = chunks.remainder().iter().fold(0u32, |a, &b| a.max(b));
-    m.iter().fold(tail, |a, &b| a.max(b)) as usize
 }
 
 /// Scalar softmax of entries `k0..len` (the SIMD versions' remainder).
