@@ -143,3 +143,62 @@ fn all_isas_are_tested_here() {
         assert_eq!(Isa::available(), vec![Isa::Scalar, Isa::Sse41, Isa::Avx2Fma]);
     }
 }
+
+#[test]
+fn energies_and_weighted_q_match_scalar() {
+    let mut rng = Rng(0xE4E4);
+    for case in 0..40 {
+        let n = 1 + rng.below(70);
+        // Slices as the passes produce them: messages of a few units, K·1 in lane 3 from
+        // about 1e-3 (isolated pixels) to a few hundred.
+        let out: [Vec<Value>; 2] = std::array::from_fn(|_| {
+            (0..n)
+                .map(|_| {
+                    [
+                        rng.f32(0.0, 5.0),
+                        rng.f32(0.0, 5.0),
+                        rng.f32(0.0, 5.0),
+                        rng.f32(1e-3, 300.0),
+                    ]
+                })
+                .collect()
+        });
+        let u: [Vec<f32>; 3] = std::array::from_fn(|_| (0..n).map(|_| rng.f32(0.0, 11.5)).collect());
+        let w = [-rng.f32(1.0, 5.0), -rng.f32(5.0, 15.0)];
+        let first = case % 5 == 0;
+        let mut want_t: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; n]);
+        let (mut want_ng, mut want_nb) = (vec![0.0; n], vec![0.0; n]);
+        simd::energies_scalar(
+            [&out[0], &out[1]],
+            [&u[0], &u[1], &u[2]],
+            w,
+            first,
+            &mut want_t,
+            [&mut want_ng, &mut want_nb],
+        );
+        let mut want_q = vec![[0.0; 4]; n];
+        simd::weighted_q_from(0, &want_t, &want_nb, &mut want_q);
+        for isa in Isa::available() {
+            let mut t: [Vec<f32>; 3] = std::array::from_fn(|_| vec![9.0; n]);
+            let (mut ng, mut nb) = (vec![9.0; n], vec![9.0; n]);
+            simd::energies(
+                isa,
+                [&out[0], &out[1]],
+                [&u[0], &u[1], &u[2]],
+                w,
+                first,
+                &mut t,
+                [&mut ng, &mut nb],
+            );
+            // No FMA and the same f64 steps: the same bits on every ISA.
+            assert_eq!(
+                (&t, &ng, &nb),
+                (&want_t, &want_ng, &want_nb),
+                "energies {isa:?} case {case}"
+            );
+            let mut q = vec![[9.0; 4]; n];
+            simd::weighted_q(isa, &t, &nb, &mut q);
+            assert_eq!(q, want_q, "weighted_q {isa:?} case {case}");
+        }
+    }
+}

@@ -28,6 +28,8 @@
 //! The lattice depends only on the image, so it is built once and reused for every
 //! mean-field iteration.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 /// Largest feature dimension supported (the bilateral kernel has 5).
@@ -178,64 +180,73 @@ pub fn bary_of<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> [f32; MAX_D + 
 
 /// Barycentric weights of the pixels `i0 .. i0 + n` of an image `width` pixels wide,
 /// written r-major: `out[r * n + k]` is the weight of simplex vertex r of pixel `i0 + k`
-/// (`n = out.len() / (D+1)`); `features(i, x, y)` gives pixel `i`'s feature vector. AVX2
-/// build where the CPU has it (the same operations: Rust never fuses `a * b + c`, so the
-/// same bits as [`bary_of`]).
-pub fn barys<const D: usize, F>(i0: usize, width: usize, out: &mut [f32], scale: &[f32; D], features: F)
+/// (`n = out.len() / (D+1)`). `fill(i, x, y, lanes, f)` writes the features of the pixels
+/// `i ..` (starting at column `x` of row `y`, all in that row) into `f[j][lane]` for the
+/// lanes in `lanes` ([`per_pixel`] makes one from a per-pixel function). AVX2 build where
+/// the CPU has it (the same operations: Rust never fuses `a * b + c`, so the same bits as
+/// [`bary_of`]).
+pub fn barys<const D: usize, F>(i0: usize, width: usize, out: &mut [f32], scale: &[f32; D], fill: F)
 where
-    F: Fn(usize, usize, usize) -> [f32; D] + Copy,
+    F: Fn(usize, usize, usize, Range<usize>, &mut [[f32; LANES]; MAX_D]),
 {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked); the body is safe code.
-        return unsafe { barys_avx2(i0, width, out, scale, features) };
+        return unsafe { barys_avx2(i0, width, out, scale, fill) };
     }
-    barys_generic(i0, width, out, scale, features)
+    barys_generic(i0, width, out, scale, fill)
+}
+
+/// A `fill` for [`barys`] from a function giving one pixel's features.
+pub fn per_pixel<const D: usize>(
+    features: impl Fn(usize) -> [f32; D],
+) -> impl Fn(usize, usize, usize, Range<usize>, &mut [[f32; LANES]; MAX_D]) {
+    move |i, _, _, lanes, f| {
+        for (p, l) in lanes.enumerate() {
+            let fl = features(i + p);
+            for j in 0..D {
+                f[j][l] = fl[j];
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn barys_avx2<const D: usize, F>(
-    i0: usize,
-    width: usize,
-    out: &mut [f32],
-    scale: &[f32; D],
-    features: F,
-) where
-    F: Fn(usize, usize, usize) -> [f32; D] + Copy,
+unsafe fn barys_avx2<const D: usize, F>(i0: usize, width: usize, out: &mut [f32], scale: &[f32; D], fill: F)
+where
+    F: Fn(usize, usize, usize, Range<usize>, &mut [[f32; LANES]; MAX_D]),
 {
     // SAFETY: the caller checked AVX2.
-    barys_with(i0, width, out, scale, features, |f, scale, b| unsafe {
+    barys_with(i0, width, out, scale, fill, |f, scale, b| unsafe {
         avx2::bary8::<D>(f, scale, b)
     })
 }
 
 #[inline(always)]
-fn barys_generic<const D: usize, F>(i0: usize, width: usize, out: &mut [f32], scale: &[f32; D], features: F)
+fn barys_generic<const D: usize, F>(i0: usize, width: usize, out: &mut [f32], scale: &[f32; D], fill: F)
 where
-    F: Fn(usize, usize, usize) -> [f32; D] + Copy,
+    F: Fn(usize, usize, usize, Range<usize>, &mut [[f32; LANES]; MAX_D]),
 {
-    barys_with(i0, width, out, scale, features, bary_lanes::<D>)
+    barys_with(i0, width, out, scale, fill, bary_lanes::<D>)
 }
 
 /// Lanes of [`bary_lanes`].
 pub const LANES: usize = 8;
 
-/// The loop of [`barys`]: features of `LANES` pixels at a time into lanes, `lanes` (the
-/// scalar-lane [`bary_lanes`] or its AVX2 twin) to weights, stored r-major.
-// Index loops over lanes are the point here: they are what the vectoriser turns into
-// one SIMD operation each.
-#[allow(clippy::needless_range_loop)]
+/// The loop of [`barys`]: features of `LANES` pixels at a time into lanes (split where a
+/// row ends), `lanes` (the scalar-lane [`bary_lanes`] or its AVX2 twin) to weights,
+/// stored r-major.
 #[inline(always)]
 fn barys_with<const D: usize, F, B>(
     i0: usize,
     width: usize,
     out: &mut [f32],
     scale: &[f32; D],
-    features: F,
+    fill: F,
     lanes: B,
 ) where
-    F: Fn(usize, usize, usize) -> [f32; D] + Copy,
+    F: Fn(usize, usize, usize, Range<usize>, &mut [[f32; LANES]; MAX_D]),
     B: Fn(&[[f32; LANES]; MAX_D], &[f32; D], &mut [[f32; LANES]; MAX_D + 1]),
 {
     let n = out.len() / (D + 1);
@@ -246,12 +257,12 @@ fn barys_with<const D: usize, F, B>(
     let mut k = 0;
     while k < n {
         let len = LANES.min(n - k);
-        for l in 0..len {
-            let fl = features(i0 + k + l, x, y);
-            for j in 0..D {
-                f[j][l] = fl[j];
-            }
-            x += 1;
+        let mut l = 0;
+        while l < len {
+            let run = (len - l).min(width - x);
+            fill(i0 + k + l, x, y, l..l + run, &mut f);
+            l += run;
+            x += run;
             if x == width {
                 x = 0;
                 y += 1;
@@ -610,6 +621,21 @@ impl<const D: usize> KeyTable<D> {
         &self.keys
     }
 
+    /// Starts loading the slot where a probe for `key` begins: large tables miss the caches
+    /// on almost every probe, so the merge and neighbour passes prefetch a few keys ahead.
+    #[inline]
+    pub fn prefetch(&self, key: &[i32; D]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let s = hash_key(key) as usize & (self.slots.len() - 1);
+            // SAFETY: `s` is a slot index; prefetching never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(self.slots.as_ptr().add(s) as *const i8) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = key;
+    }
+
     #[inline]
     pub fn find(&self, key: &[i32; D]) -> Option<u32> {
         let mask = self.slots.len() - 1;
@@ -743,9 +769,22 @@ impl<const D: usize> Lattice<D> {
                 .collect();
             t_local += t.elapsed();
             // Merge in band order, then map the band-local ids to global ones.
+            const AHEAD: usize = 8;
             let remaps: Vec<Vec<u32>> = locals
                 .iter()
-                .map(|t| t.keys().iter().map(|k| global.find_or_insert(k)).collect())
+                .map(|t| {
+                    let keys = t.keys();
+                    // A growth in between only wastes a few prefetches.
+                    keys.iter().take(AHEAD).for_each(|k| global.prefetch(k));
+                    (0..keys.len())
+                        .map(|q| {
+                            if let Some(k) = keys.get(q + AHEAD) {
+                                global.prefetch(k);
+                            }
+                            global.find_or_insert(&keys[q])
+                        })
+                        .collect()
+                })
                 .collect();
             drop(locals);
             ids.par_chunks_mut(chunk * (D + 1))
@@ -761,19 +800,44 @@ impl<const D: usize> Lattice<D> {
         // Pass 3: blur neighbours of every vertex along every axis.
         let m = global.len();
         let mut neighbours = vec![[0u32; 2]; m * (D + 1)];
-        neighbours.par_chunks_mut(D + 1).enumerate().for_each(|(v, nb)| {
-            let key = global.keys()[v];
-            for (j, slot) in nb.iter_mut().enumerate() {
+        // The 2 (D+1) neighbour keys of a vertex: `key ± ((D+1) e_j - 1)`, all ±1 along
+        // the last axis (j = D).
+        let neighbour_keys = |key: &[i32; D]| -> [[[i32; D]; 2]; MAX_D + 1] {
+            let mut out = [[[0i32; D]; 2]; MAX_D + 1];
+            for j in 0..=D {
                 let mut n1 = key.map(|c| c - 1);
                 let mut n2 = key.map(|c| c + 1);
                 if j < D {
                     n1[j] = key[j] + D as i32;
                     n2[j] = key[j] - D as i32;
                 }
-                let f = |k: &[i32; D]| global.find(k).unwrap_or(m as u32);
-                *slot = [f(&n1), f(&n2)];
+                out[j] = [n1, n2];
             }
-        });
+            out
+        };
+        // Vertices in groups: the group's neighbour slots are prefetched, then probed.
+        const GROUP: usize = 4;
+        neighbours
+            .par_chunks_mut(GROUP * (D + 1))
+            .enumerate()
+            .for_each(|(g, nb)| {
+                let v0 = g * GROUP;
+                let count = nb.len() / (D + 1);
+                let mut keys = [[[[0i32; D]; 2]; MAX_D + 1]; GROUP];
+                for (c, k) in keys.iter_mut().enumerate().take(count) {
+                    *k = neighbour_keys(&global.keys()[v0 + c]);
+                    for pair in &k[..=D] {
+                        global.prefetch(&pair[0]);
+                        global.prefetch(&pair[1]);
+                    }
+                }
+                let f = |k: &[i32; D]| global.find(k).unwrap_or(m as u32);
+                for (c, k) in keys.iter().enumerate().take(count) {
+                    for j in 0..=D {
+                        nb[c * (D + 1) + j] = [f(&k[j][0]), f(&k[j][1])];
+                    }
+                }
+            });
         if std::env::var_os("RISK_CRF_TIMING").is_some() {
             eprintln!(
                 "risk-crf lattice d={D}: embed+local {:.3} s, merge {:.3} s, neighbours {:.3} s",
@@ -820,7 +884,7 @@ impl<const D: usize> Lattice<D> {
         let mut w = vec![0f32; B * (D + 1)];
         for i0 in (0..input.len()).step_by(B) {
             let len = B.min(input.len() - i0);
-            barys::<D, _>(i0, 0, &mut w[..len * (D + 1)], &scale, move |i, _, _| features(i));
+            barys::<D, _>(i0, 0, &mut w[..len * (D + 1)], &scale, per_pixel(features));
             for k in 0..len {
                 let ids = self.simplex_ids(i0 + k);
                 for r in 0..=D {
@@ -840,9 +904,13 @@ impl<const D: usize> Lattice<D> {
         let mut out = vec![0f32; input.len()];
         out.par_chunks_mut(B).enumerate().for_each(|(c, out)| {
             let mut w = [0f32; B * (MAX_D + 1)];
-            barys::<D, _>(c * B, 0, &mut w[..out.len() * (D + 1)], &scale, move |i, _, _| {
-                features(i)
-            });
+            barys::<D, _>(
+                c * B,
+                0,
+                &mut w[..out.len() * (D + 1)],
+                &scale,
+                per_pixel(features),
+            );
             let len = out.len();
             for (k, o) in out.iter_mut().enumerate() {
                 let ids = self.simplex_ids(c * B + k);
@@ -886,20 +954,31 @@ mod tests {
             let s = embed::<5>(&f, &scale);
             assert_eq!(bary_of::<5>(&f, &scale), s.bary);
             let mut b = [0f32; 6];
-            barys::<5, _>(i, w, &mut b, &scale, |i, x, y| {
-                assert_eq!((x, y), (i % w, i / w));
-                let mut f = [0f32; 5];
-                feat(i, &mut f);
-                f
-            });
+            barys::<5, _>(
+                i,
+                w,
+                &mut b,
+                &scale,
+                per_pixel(|i| {
+                    let mut f = [0f32; 5];
+                    feat(i, &mut f);
+                    f
+                }),
+            );
             assert_eq!(b[..], s.bary[..6]);
             // A block of 37 pixels from here (across rows, r-major): the same weights.
             if i % 997 == 0 && i + 37 <= w * h {
                 let mut block = [0f32; 6 * 37];
-                barys::<5, _>(i, w, &mut block, &scale, |i, _, _| {
-                    let mut f = [0f32; 5];
-                    feat(i, &mut f);
-                    f
+                // The runs handed to `fill` stay in one row and start at (x, y) of pixel i.
+                barys::<5, _>(i, w, &mut block, &scale, |i, x, y, lanes, fl| {
+                    assert!(x + lanes.len() <= w && (x, y) == (i % w, i / w));
+                    for (p, l) in lanes.enumerate() {
+                        let mut f = [0f32; 5];
+                        feat(i + p, &mut f);
+                        for j in 0..5 {
+                            fl[j][l] = f[j];
+                        }
+                    }
                 });
                 for k in 0..37 {
                     let mut f = [0f32; 5];

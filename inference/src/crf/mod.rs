@@ -423,6 +423,43 @@ impl<'a> BilateralFeatures<'a> {
             self.colour[c[2] as usize],
         ]
     }
+
+    /// The `fill` of [`lattice::barys`]: pixels `i ..` from `(x, y)` along one row into
+    /// `lanes` (slices taken once, so no bounds check per pixel).
+    #[inline(always)]
+    fn fill(
+        &self,
+        i: usize,
+        x: usize,
+        y: usize,
+        lanes: std::ops::Range<usize>,
+        f: &mut [[f32; lattice::LANES]; lattice::MAX_D],
+    ) {
+        const L: usize = lattice::LANES;
+        let n = lanes.len();
+        let yv = self.ys[y];
+        if n == L {
+            // A whole run in one row (the common case): fixed sizes, no bounds checks.
+            let xs: &[f32; L] = self.xs[x..x + L].try_into().unwrap();
+            let rgb: &[u8; 3 * L] = self.rgb[3 * i..3 * (i + L)].try_into().unwrap();
+            f[0][..L].copy_from_slice(xs);
+            f[1] = [yv; L];
+            for p in 0..L {
+                f[2][p] = self.colour[rgb[3 * p] as usize];
+                f[3][p] = self.colour[rgb[3 * p + 1] as usize];
+                f[4][p] = self.colour[rgb[3 * p + 2] as usize];
+            }
+            return;
+        }
+        let (xs, rgb) = (&self.xs[x..x + n], &self.rgb[3 * i..3 * (i + n)]);
+        for (p, l) in lanes.enumerate() {
+            f[0][l] = xs[p];
+            f[1][l] = yv;
+            f[2][l] = self.colour[rgb[3 * p] as usize];
+            f[3][l] = self.colour[rgb[3 * p + 1] as usize];
+            f[4][l] = self.colour[rgb[3 * p + 2] as usize];
+        }
+    }
 }
 
 /// The two kernels of one image, ready for mean-field inference.
@@ -557,9 +594,13 @@ impl<'a> DenseCrf<'a> {
             let (ids_g, wgt_g) = (&s.ids_g[..bl * 3], &s.w_g[..bl * 3]);
             let ids_b = &b.lattice.ids[i0 * 6..(i0 + bl) * 6];
             let bf = &self.bfeat;
-            lattice::barys::<5, _>(i0, bf.width, &mut s.w_b[..bl * 6], &scale_b, |i, x, y| {
-                bf.at_xy(i, x, y)
-            });
+            lattice::barys::<5, _>(
+                i0,
+                bf.width,
+                &mut s.w_b[..bl * 6],
+                &scale_b,
+                |i, x, y, lanes, f| bf.fill(i, x, y, lanes, f),
+            );
             let wgt_b = &s.w_b[..bl * 6];
             if prep {
                 s.q[..bl].fill([0.0, 0.0, 0.0, 1.0]);
@@ -569,28 +610,17 @@ impl<'a> DenseCrf<'a> {
             }
             simd::gather::<3>(self.isa, cur.0, ids_g, wgt_g, ag, &mut s.out_g[..bl]);
             simd::gather::<6>(self.isa, cur.1, ids_b, wgt_b, ab, &mut s.out_b[..bl]);
-            // norm = 1/sqrt(K·1 + 1e-20), K·1 from lane 3 of the slices.
-            for k in 0..bl {
-                s.norm_g[k] = (1.0 / (s.out_g[k][3] as f64 + 1e-20).sqrt()) as f32;
-                s.norm_b[k] = (1.0 / (s.out_b[k][3] as f64 + 1e-20).sqrt()) as f32;
-            }
-            if first {
-                for k in 0..bl {
-                    s.t[0][k] = -u0[k0 + k];
-                    s.t[1][k] = -u1[k0 + k];
-                    s.t[2][k] = -u2[k0 + k];
-                }
-            } else {
-                for k in 0..bl {
-                    let (ng, nb) = (s.norm_g[k], s.norm_b[k]);
-                    let (og, ob) = (s.out_g[k], s.out_b[k]);
-                    let u = [u0[k0 + k], u1[k0 + k], u2[k0 + k]];
-                    for c in 0..LABELS {
-                        // tmp = -U; tmp -= (-w_g) * (norm_g * K_g); tmp -= (-w_b) * (norm_b * K_b)
-                        s.t[c][k] = (-u[c] - wg * (ng * og[c])) - wb * (nb * ob[c]);
-                    }
-                }
-            }
+            // norm = 1/sqrt(K·1 + 1e-20), K·1 from lane 3 of the slices; the energies
+            // tmp = -U; tmp -= (-w_g) * (norm_g * K_g); tmp -= (-w_b) * (norm_b * K_b).
+            simd::energies(
+                self.isa,
+                [&s.out_g[..bl], &s.out_b[..bl]],
+                [&u0[k0..k0 + bl], &u1[k0..k0 + bl], &u2[k0..k0 + bl]],
+                [wg, wb],
+                first,
+                &mut s.t,
+                [&mut s.norm_g, &mut s.norm_b],
+            );
             simd::softmax3(self.isa, &mut s.t, bl);
             if last {
                 u0[k0..k0 + bl].copy_from_slice(&s.t[0][..bl]);
@@ -598,15 +628,9 @@ impl<'a> DenseCrf<'a> {
                 u2[k0..k0 + bl].copy_from_slice(&s.t[2][..bl]);
                 continue;
             }
-            for k in 0..bl {
-                let ng = s.norm_g[k];
-                s.q[k] = [s.t[0][k] * ng, s.t[1][k] * ng, s.t[2][k] * ng, 1.0];
-            }
+            simd::weighted_q(self.isa, &s.t, &s.norm_g, &mut s.q[..bl]);
             simd::scatter::<3>(self.isa, next.0, ids_g, wgt_g, &s.q[..bl]);
-            for k in 0..bl {
-                let nb = s.norm_b[k];
-                s.q[k] = [s.t[0][k] * nb, s.t[1][k] * nb, s.t[2][k] * nb, 1.0];
-            }
+            simd::weighted_q(self.isa, &s.t, &s.norm_b, &mut s.q[..bl]);
             simd::scatter::<6>(self.isa, next.1, ids_b, wgt_b, &s.q[..bl]);
         }
     }

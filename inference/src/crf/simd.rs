@@ -9,7 +9,11 @@
 //!
 //! Simplex vertex ids are pixel-major (`ids[k * R + r]`, as the lattice stores them) and
 //! weights r-major (`w[r * n + k]`, as the vectorised weight code writes them).
-//! - [`softmax3`]: per pixel over 3 labels, subtract the max, exp, divide by the sum.
+//! - [`softmax3`]: per pixel over 3 labels, subtract the max, exp, divide by the sum;
+//! - [`energies`]: the normalisers `1/sqrt(K·1)` from lane 3 of the slices and the
+//!   mean-field energies `-U - w_g n_g K_g Q - w_b n_b K_b Q` (slices to label planes);
+//! - [`weighted_q`]: `[n Q_0, n Q_1, n Q_2, 1]` per pixel for the next splat (label
+//!   planes to vertex values).
 //!
 //! The scalar versions repeat pydensecrf's operations in its order (its SSE path does a
 //! multiply then an add, and uses glibc `expf` for 3 labels). The SIMD versions fuse
@@ -171,6 +175,87 @@ pub fn scatter_scalar(vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
                 v[c] += w[j * n + k] * qk[c];
             }
         }
+    }
+}
+
+/// Normalisers and energies of `n = out_g.len()` pixels: `norm[j][k] = 1/sqrt(out_j[k][3] +
+/// 1e-20)` (in f64, as pydensecrf), and `t[c][k] = -u[c][k]` when `first`, else
+/// `(-u[c][k] - w[0] * (norm_g * out_g[k][c])) - w[1] * (norm_b * out_b[k][c])` (w = the
+/// Potts factors `-compat`; pydensecrf's order of operations, no FMA, so every ISA gives
+/// the same bits).
+pub fn energies(
+    isa: Isa,
+    out: [&[Value]; 2],
+    u: [&[f32]; 3],
+    w: [f32; 2],
+    first: bool,
+    t: &mut [Vec<f32>; 3],
+    norm: [&mut [f32]; 2],
+) {
+    let n = out[0].len();
+    assert!(out[1].len() == n && u.iter().all(|p| p.len() == n) && t.iter().all(|p| p.len() >= n));
+    assert!(norm[0].len() >= n && norm[1].len() >= n);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: CPU features as produced by `Isa::detect`; lengths checked above.
+        Isa::Avx2Fma => unsafe { x86::energies_avx2(out, u, w, first, t, norm) },
+        _ => energies_scalar(out, u, w, first, t, norm),
+    }
+}
+
+/// Scalar reference of [`energies`].
+pub fn energies_scalar(
+    out: [&[Value]; 2],
+    u: [&[f32]; 3],
+    w: [f32; 2],
+    first: bool,
+    t: &mut [Vec<f32>; 3],
+    norm: [&mut [f32]; 2],
+) {
+    energies_from(0, out, u, w, first, t, norm)
+}
+
+/// [`energies_scalar`] from pixel `k0` on (also the SIMD versions' remainder).
+fn energies_from(
+    k0: usize,
+    out: [&[Value]; 2],
+    u: [&[f32]; 3],
+    w: [f32; 2],
+    first: bool,
+    t: &mut [Vec<f32>; 3],
+    norm: [&mut [f32]; 2],
+) {
+    let [ng, nb] = norm;
+    for k in k0..out[0].len() {
+        ng[k] = (1.0 / (out[0][k][3] as f64 + 1e-20).sqrt()) as f32;
+        nb[k] = (1.0 / (out[1][k][3] as f64 + 1e-20).sqrt()) as f32;
+        for c in 0..3 {
+            t[c][k] = if first {
+                -u[c][k]
+            } else {
+                (-u[c][k] - w[0] * (ng[k] * out[0][k][c])) - w[1] * (nb[k] * out[1][k][c])
+            };
+        }
+    }
+}
+
+/// The next splat's values: `q[k] = [t[0][k] * norm[k], t[1][k] * norm[k], t[2][k] *
+/// norm[k], 1]` for `k < q.len()` (lane 3 carries the 1 whose splat gives `K·1`).
+pub fn weighted_q(isa: Isa, t: &[Vec<f32>; 3], norm: &[f32], q: &mut [Value]) {
+    assert!(t.iter().all(|p| p.len() >= q.len()) && norm.len() >= q.len());
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: CPU features as produced by `Isa::detect`; lengths checked above.
+        Isa::Avx2Fma => unsafe { x86::weighted_q_avx2(t, norm, q) },
+        _ => weighted_q_from(0, t, norm, q),
+    }
+}
+
+/// Scalar [`weighted_q`] from pixel `k0` on (reference and remainder).
+pub fn weighted_q_from(k0: usize, t: &[Vec<f32>; 3], norm: &[f32], q: &mut [Value]) {
+    for k in k0..q.len() {
+        let n = norm[k];
+        q[k] = [t[0][k] * n, t[1][k] * n, t[2][k] * n, 1.0];
     }
 }
 
@@ -362,6 +447,117 @@ mod x86 {
                 }
             }
         }
+    }
+
+    /// 8 vertex values (AoS, 32 floats from `p`) as 4 lane planes of 8 pixels each, in
+    /// pixel order.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn aos_to_soa(p: *const f32) -> [__m256; 4] {
+        // SAFETY: the caller passes 32 readable floats.
+        let [r0, r1, r2, r3] = unsafe { [0, 8, 16, 24].map(|o| _mm256_loadu_ps(p.add(o))) };
+        let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+        let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+        // Lanes now hold pixels [0 2 4 6 | 1 3 5 7]; the permute restores pixel order.
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        [
+            _mm256_shuffle_ps::<0x44>(t0, t2),
+            _mm256_shuffle_ps::<0xEE>(t0, t2),
+            _mm256_shuffle_ps::<0x44>(t1, t3),
+            _mm256_shuffle_ps::<0xEE>(t1, t3),
+        ]
+        .map(|c| _mm256_permutevar8x32_ps(c, order))
+    }
+
+    /// The inverse of [`aos_to_soa`]: 4 lane planes of 8 pixels to 8 vertex values at `p`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn soa_to_aos(c: [__m256; 4], p: *mut f32) {
+        let order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+        let [c0, c1, c2, c3] = c.map(|x| _mm256_permutevar8x32_ps(x, order));
+        let (t0, t1) = (_mm256_unpacklo_ps(c0, c1), _mm256_unpackhi_ps(c0, c1));
+        let (t2, t3) = (_mm256_unpacklo_ps(c2, c3), _mm256_unpackhi_ps(c2, c3));
+        let r = [
+            _mm256_shuffle_ps::<0x44>(t0, t2),
+            _mm256_shuffle_ps::<0xEE>(t0, t2),
+            _mm256_shuffle_ps::<0x44>(t1, t3),
+            _mm256_shuffle_ps::<0xEE>(t1, t3),
+        ];
+        // SAFETY: the caller passes 32 writable floats.
+        unsafe {
+            for (o, v) in r.into_iter().enumerate() {
+                _mm256_storeu_ps(p.add(8 * o), v);
+            }
+        }
+    }
+
+    /// `1/sqrt(x + 1e-20)` of 8 floats, in f64 as the scalar code.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn inv_sqrt_f64(x: __m256) -> __m256 {
+        let tiny = _mm256_set1_pd(1e-20);
+        let one = _mm256_set1_pd(1.0);
+        let f = |h: __m128| {
+            _mm256_cvtpd_ps(_mm256_div_pd(
+                one,
+                _mm256_sqrt_pd(_mm256_add_pd(_mm256_cvtps_pd(h), tiny)),
+            ))
+        };
+        _mm256_set_m128(f(_mm256_extractf128_ps::<1>(x)), f(_mm256_castps256_ps128(x)))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn energies_avx2(
+        out: [&[Value]; 2],
+        u: [&[f32]; 3],
+        w: [f32; 2],
+        first: bool,
+        t: &mut [Vec<f32>; 3],
+        norm: [&mut [f32]; 2],
+    ) {
+        let n = out[0].len();
+        let (wg, wb) = (_mm256_set1_ps(w[0]), _mm256_set1_ps(w[1]));
+        let sign = _mm256_set1_ps(-0.0);
+        let mut k = 0;
+        // SAFETY: lengths checked by the caller; k + 8 <= n.
+        unsafe {
+            while k + 8 <= n {
+                let g = aos_to_soa(out[0].as_ptr().add(k) as *const f32);
+                let b = aos_to_soa(out[1].as_ptr().add(k) as *const f32);
+                let (ng, nb) = (inv_sqrt_f64(g[3]), inv_sqrt_f64(b[3]));
+                _mm256_storeu_ps(norm[0].as_mut_ptr().add(k), ng);
+                _mm256_storeu_ps(norm[1].as_mut_ptr().add(k), nb);
+                for c in 0..3 {
+                    let mu = _mm256_xor_ps(sign, _mm256_loadu_ps(u[c].as_ptr().add(k)));
+                    let v = if first {
+                        mu
+                    } else {
+                        let e = _mm256_sub_ps(mu, _mm256_mul_ps(wg, _mm256_mul_ps(ng, g[c])));
+                        _mm256_sub_ps(e, _mm256_mul_ps(wb, _mm256_mul_ps(nb, b[c])))
+                    };
+                    _mm256_storeu_ps(t[c].as_mut_ptr().add(k), v);
+                }
+                k += 8;
+            }
+        }
+        super::energies_from(k, out, u, w, first, t, norm);
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn weighted_q_avx2(t: &[Vec<f32>; 3], norm: &[f32], q: &mut [Value]) {
+        let n = q.len();
+        let one = _mm256_set1_ps(1.0);
+        let mut k = 0;
+        // SAFETY: lengths checked by the caller; k + 8 <= n.
+        unsafe {
+            while k + 8 <= n {
+                let nv = _mm256_loadu_ps(norm.as_ptr().add(k));
+                let c = [0, 1, 2].map(|c| _mm256_mul_ps(_mm256_loadu_ps(t[c].as_ptr().add(k)), nv));
+                soa_to_aos([c[0], c[1], c[2], one], q.as_mut_ptr().add(k) as *mut f32);
+                k += 8;
+            }
+        }
+        super::weighted_q_from(k, t, norm, q);
     }
 
     /// exp for x <= 0 (softmax inputs after subtracting the max); Cephes-style range
