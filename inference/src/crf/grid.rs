@@ -44,8 +44,10 @@ pub struct Grid {
     stride: usize,
     /// 1.0 for lattice vertices, 0.0 elsewhere; `(rows + 4) * stride`.
     mask: Vec<f32>,
-    /// `x as f32 / sxy` for every column (the feature, computed once).
+    /// `x as f32 / sxy` for every column and `y as f32 / sxy` for every row (the features,
+    /// computed once).
     xs: Vec<f32>,
+    ys: Vec<f32>,
 }
 
 impl Grid {
@@ -62,6 +64,7 @@ impl Grid {
             stride: 0,
             mask: Vec::new(),
             xs: (0..width).map(|x| x as f32 / sxy).collect(),
+            ys: (0..height).map(|y| y as f32 / sxy).collect(),
         };
         if width * height == 0 {
             return g;
@@ -288,16 +291,30 @@ impl Grid {
         assert_eq!(ids.len(), 3 * n);
         let (mut x, mut y) = (i0 % self.width, i0 / self.width);
         let (mut f0, mut f1) = ([0f32; LANES], [0f32; LANES]);
+        // Every index is clamped into the grid (a no-op: the rectangle holds every simplex),
+        // so that the kernels may rely on it ([`super::simd::gather`]).
+        let last = ((self.rows + 4) * self.stride).max(1) as u32 - 1;
         let mut k = 0;
         while k < n {
             let len = LANES.min(n - k);
-            for l in 0..len {
-                f0[l] = self.xs[x];
-                f1[l] = y as f32 / self.sxy;
-                x += 1;
+            if len == LANES && x + LANES <= self.width {
+                // A whole run in one row.
+                f0.copy_from_slice(&self.xs[x..x + LANES]);
+                f1 = [self.ys[y]; LANES];
+                x += LANES;
                 if x == self.width {
                     x = 0;
                     y += 1;
+                }
+            } else {
+                for l in 0..len {
+                    f0[l] = self.xs[x];
+                    f1[l] = self.ys[y];
+                    x += 1;
+                    if x == self.width {
+                        x = 0;
+                        y += 1;
+                    }
                 }
             }
             let (il, wl) = lanes(&f0, &f1);
@@ -309,7 +326,7 @@ impl Grid {
                 let out = &mut ids[3 * k..][..3 * LANES];
                 for l in 0..LANES {
                     for r in 0..3 {
-                        out[3 * l + r] = il[r][l] as u32;
+                        out[3 * l + r] = (il[r][l] as u32).min(last);
                     }
                 }
             } else {
@@ -318,7 +335,7 @@ impl Grid {
                 }
                 for l in 0..len {
                     for r in 0..3 {
-                        ids[3 * (k + l) + r] = il[r][l] as u32;
+                        ids[3 * (k + l) + r] = (il[r][l] as u32).min(last);
                     }
                 }
             }

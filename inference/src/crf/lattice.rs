@@ -690,9 +690,11 @@ impl<const D: usize> KeyTable<D> {
 
 /// A built lattice for one kernel over a `width x height` pixel grid.
 pub struct Lattice<const D: usize> {
-    /// Simplex vertex ids per pixel, (N, D+1). (The barycentric weights are not stored:
-    /// [`barys`] recomputes them from the features, 24 bytes per pixel less for D = 5.)
-    pub ids: Vec<u32>,
+    /// Simplex vertex ids per pixel, (N, D+1), every one below `vertices` (checked at the
+    /// end of the build; [`Lattice::ids`] hands them to the unchecked kernels). (The
+    /// barycentric weights are not stored: [`barys`] recomputes them from the features, 24
+    /// bytes per pixel less for D = 5.)
+    ids: Vec<u32>,
     /// Blur neighbours `[n1, n2]` per vertex and axis, (M, D+1); `M` = missing (zero vertex).
     pub neighbours: Vec<[u32; 2]>,
     /// Number of lattice vertices M.
@@ -846,11 +848,21 @@ impl<const D: usize> Lattice<D> {
                 t_merge.elapsed().as_secs_f64()
             );
         }
+        // The kernels index vertex values by these ids without bounds checks.
+        assert!(
+            ids.is_empty() || super::simd::max_id(&ids) < m,
+            "lattice ids out of range"
+        );
         Lattice {
             ids,
             neighbours,
             vertices: m,
         }
+    }
+
+    /// Simplex vertex ids of all pixels, (N, D+1); each is below [`Lattice::vertices`].
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
     }
 
     /// Vertex ids of pixel `i`'s simplex.

@@ -592,7 +592,7 @@ impl<'a> DenseCrf<'a> {
             let i0 = start + k0;
             g.grid.simplices(i0, &mut s.ids_g[..bl * 3], &mut s.w_g[..bl * 3]);
             let (ids_g, wgt_g) = (&s.ids_g[..bl * 3], &s.w_g[..bl * 3]);
-            let ids_b = &b.lattice.ids[i0 * 6..(i0 + bl) * 6];
+            let ids_b = &b.lattice.ids()[i0 * 6..(i0 + bl) * 6];
             let bf = &self.bfeat;
             lattice::barys::<5, _>(
                 i0,
@@ -604,12 +604,20 @@ impl<'a> DenseCrf<'a> {
             let wgt_b = &s.w_b[..bl * 6];
             if prep {
                 s.q[..bl].fill([0.0, 0.0, 0.0, 1.0]);
-                simd::scatter::<3>(self.isa, next.0, ids_g, wgt_g, &s.q[..bl]);
-                simd::scatter::<6>(self.isa, next.1, ids_b, wgt_b, &s.q[..bl]);
+                // SAFETY: lattice ids are below its vertex count (checked at its build), grid
+                // ids are clamped into the grid; the value buffers hold those many entries.
+                unsafe { simd::scatter_unchecked::<3>(self.isa, next.0, ids_g, wgt_g, &s.q[..bl]) };
+                // SAFETY: lattice ids are below its vertex count (checked at its build), grid
+                // ids are clamped into the grid; the value buffers hold those many entries.
+                unsafe { simd::scatter_unchecked::<6>(self.isa, next.1, ids_b, wgt_b, &s.q[..bl]) };
                 continue;
             }
-            simd::gather::<3>(self.isa, cur.0, ids_g, wgt_g, ag, &mut s.out_g[..bl]);
-            simd::gather::<6>(self.isa, cur.1, ids_b, wgt_b, ab, &mut s.out_b[..bl]);
+            // SAFETY: lattice ids are below its vertex count (checked at its build), grid
+            // ids are clamped into the grid; the value buffers hold those many entries.
+            unsafe { simd::gather_unchecked::<3>(self.isa, cur.0, ids_g, wgt_g, ag, &mut s.out_g[..bl]) };
+            // SAFETY: lattice ids are below its vertex count (checked at its build), grid
+            // ids are clamped into the grid; the value buffers hold those many entries.
+            unsafe { simd::gather_unchecked::<6>(self.isa, cur.1, ids_b, wgt_b, ab, &mut s.out_b[..bl]) };
             // norm = 1/sqrt(K·1 + 1e-20), K·1 from lane 3 of the slices; the energies
             // tmp = -U; tmp -= (-w_g) * (norm_g * K_g); tmp -= (-w_b) * (norm_b * K_b).
             simd::energies(
@@ -629,9 +637,13 @@ impl<'a> DenseCrf<'a> {
                 continue;
             }
             simd::weighted_q(self.isa, &s.t, &s.norm_g, &mut s.q[..bl]);
-            simd::scatter::<3>(self.isa, next.0, ids_g, wgt_g, &s.q[..bl]);
+            // SAFETY: lattice ids are below its vertex count (checked at its build), grid
+            // ids are clamped into the grid; the value buffers hold those many entries.
+            unsafe { simd::scatter_unchecked::<3>(self.isa, next.0, ids_g, wgt_g, &s.q[..bl]) };
             simd::weighted_q(self.isa, &s.t, &s.norm_b, &mut s.q[..bl]);
-            simd::scatter::<6>(self.isa, next.1, ids_b, wgt_b, &s.q[..bl]);
+            // SAFETY: lattice ids are below its vertex count (checked at its build), grid
+            // ids are clamped into the grid; the value buffers hold those many entries.
+            unsafe { simd::scatter_unchecked::<6>(self.isa, next.1, ids_b, wgt_b, &s.q[..bl]) };
         }
     }
 }

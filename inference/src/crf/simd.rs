@@ -115,9 +115,8 @@ pub fn blur_scalar(
     }
 }
 
-/// Slices `out.len()` pixels: `ids` is (pixels, R) and `w` (R, pixels). Every vertex
-/// access is bounds-checked (an id past `vals` panics), so the kernels need no separate
-/// pass over the ids.
+/// Slices `out.len()` pixels: `ids` is (pixels, R) and `w` (R, pixels). Checks every id
+/// (one vectorised pass), then runs [`gather_unchecked`].
 pub fn gather<const R: usize>(
     isa: Isa,
     vals: &[Value],
@@ -127,9 +126,32 @@ pub fn gather<const R: usize>(
     out: &mut [Value],
 ) {
     assert!(ids.len() == R * out.len() && w.len() == R * out.len());
+    assert!(
+        ids.is_empty() || max_id(ids) < vals.len(),
+        "vertex id out of range"
+    );
+    // SAFETY: lengths and ids checked above.
+    unsafe { gather_unchecked::<R>(isa, vals, ids, w, alpha, out) }
+}
+
+/// [`gather`] without its checks, for ids whose range is known (a lattice's, checked once
+/// when it is built, or a grid's, clamped when computed).
+///
+/// # Safety
+/// `ids.len() == w.len() == R * out.len()` and every id is below `vals.len()`.
+pub unsafe fn gather_unchecked<const R: usize>(
+    isa: Isa,
+    vals: &[Value],
+    ids: &[u32],
+    w: &[f32],
+    alpha: f32,
+    out: &mut [Value],
+) {
+    debug_assert!(ids.len() == R * out.len() && w.len() == R * out.len());
+    debug_assert!(ids.iter().all(|&i| (i as usize) < vals.len()));
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: CPU features as produced by `Isa::detect`; lengths checked above.
+        // SAFETY: CPU features as produced by `Isa::detect`; the caller's contract.
         Isa::Avx2Fma => unsafe { x86::gather_avx2::<R>(vals, ids, w, alpha, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
@@ -154,12 +176,34 @@ pub fn gather_scalar(vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &m
     }
 }
 
-/// Splats `q.len()` pixels into `vals`: `ids`, `w` as in [`gather`].
+/// Splats `q.len()` pixels into `vals`: `ids`, `w` as in [`gather`]. Checks every id, then
+/// runs [`scatter_unchecked`].
 pub fn scatter<const R: usize>(isa: Isa, vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
     assert!(ids.len() == R * q.len() && w.len() == R * q.len());
+    assert!(
+        ids.is_empty() || max_id(ids) < vals.len(),
+        "vertex id out of range"
+    );
+    // SAFETY: lengths and ids checked above.
+    unsafe { scatter_unchecked::<R>(isa, vals, ids, w, q) }
+}
+
+/// [`scatter`] without its checks (see [`gather_unchecked`]).
+///
+/// # Safety
+/// `ids.len() == w.len() == R * q.len()` and every id is below `vals.len()`.
+pub unsafe fn scatter_unchecked<const R: usize>(
+    isa: Isa,
+    vals: &mut [Value],
+    ids: &[u32],
+    w: &[f32],
+    q: &[Value],
+) {
+    debug_assert!(ids.len() == R * q.len() && w.len() == R * q.len());
+    debug_assert!(ids.iter().all(|&i| (i as usize) < vals.len()));
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: CPU features as produced by `Isa::detect`; lengths checked above.
+        // SAFETY: CPU features as produced by `Isa::detect`; the caller's contract.
         Isa::Avx2Fma | Isa::Sse41 => unsafe { x86::scatter_sse41::<R>(vals, ids, w, q) },
         _ => scatter_scalar(vals, ids, w, q),
     }
@@ -372,8 +416,8 @@ mod x86 {
         let n = out.len();
         let o = out.as_mut_ptr() as *mut f32;
         let mut k = 0;
-        // SAFETY: `ids` and `w` hold R * n entries (checked by the caller); vertex reads are
-        // bounds-checked by indexing `vals`.
+        // SAFETY: `ids` and `w` hold R * n entries and every id is below `vals.len()` (the
+        // caller's contract).
         unsafe {
             while k + 2 <= n {
                 let mut acc = _mm256_setzero_ps();
@@ -385,8 +429,8 @@ mod x86 {
                         ),
                         al,
                     );
-                    let a = &vals[*ids.get_unchecked(k * R + j) as usize];
-                    let b = &vals[*ids.get_unchecked((k + 1) * R + j) as usize];
+                    let a = vals.get_unchecked(*ids.get_unchecked(k * R + j) as usize);
+                    let b = vals.get_unchecked(*ids.get_unchecked((k + 1) * R + j) as usize);
                     let v = _mm256_loadu2_m128(b.as_ptr(), a.as_ptr());
                     acc = _mm256_fmadd_ps(wv, v, acc);
                 }
@@ -397,7 +441,7 @@ mod x86 {
                 let mut acc = _mm_setzero_ps();
                 for j in 0..R {
                     let wv = _mm_set1_ps(*w.get_unchecked(j * n + k) * alpha);
-                    let v = &vals[*ids.get_unchecked(k * R + j) as usize];
+                    let v = vals.get_unchecked(*ids.get_unchecked(k * R + j) as usize);
                     acc = _mm_fmadd_ps(wv, _mm_loadu_ps(v.as_ptr()), acc);
                 }
                 _mm_storeu_ps(o.add(k * 4), acc);
@@ -421,7 +465,7 @@ mod x86 {
                 let mut acc = _mm_setzero_ps();
                 for j in 0..R {
                     let wv = _mm_set1_ps(*w.get_unchecked(j * n + k) * alpha);
-                    let v = &vals[*ids.get_unchecked(k * R + j) as usize];
+                    let v = vals.get_unchecked(*ids.get_unchecked(k * R + j) as usize);
                     acc = _mm_add_ps(acc, _mm_mul_ps(wv, _mm_loadu_ps(v.as_ptr())));
                 }
                 _mm_storeu_ps(o.add(k * 4), acc);
@@ -441,7 +485,9 @@ mod x86 {
             for k in 0..n {
                 let qv = _mm_loadu_ps(qp.add(k * 4));
                 for j in 0..R {
-                    let dst = vals[*ids.get_unchecked(k * R + j) as usize].as_mut_ptr();
+                    let dst = vals
+                        .get_unchecked_mut(*ids.get_unchecked(k * R + j) as usize)
+                        .as_mut_ptr();
                     let wv = _mm_set1_ps(*w.get_unchecked(j * n + k));
                     _mm_storeu_ps(dst, _mm_add_ps(_mm_loadu_ps(dst), _mm_mul_ps(wv, qv)));
                 }
@@ -665,6 +711,36 @@ mod x86 {
             super::softmax3_tail(t, k, len);
         }
     }
+}
+
+/// Largest id (0 for none): the safe kernels' and the lattice build's range check, one
+/// vectorised pass (unsigned 32-bit max needs SSE4.1; the AVX2 build does 8 at a time).
+pub(crate) fn max_id(ids: &[u32]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked); the body is safe code.
+        return unsafe { max_id_avx2(ids) };
+    }
+    max_id_generic(ids)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn max_id_avx2(ids: &[u32]) -> usize {
+    max_id_generic(ids)
+}
+
+#[inline(always)]
+fn max_id_generic(ids: &[u32]) -> usize {
+    let mut m = [0u32; 8];
+    let mut chunks = ids.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            m[l] = m[l].max(c[l]);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(0u32, |a, &b| a.max(b));
+    m.iter().fold(tail, |a, &b| a.max(b)) as usize
 }
 
 /// Scalar softmax of entries `k0..len` (the SIMD versions' remainder).
