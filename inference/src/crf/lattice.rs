@@ -11,14 +11,17 @@
 //! Differences from pydensecrf that do not change results:
 //! - keys are `i32` (pydensecrf: `short`), so no overflow for any raster size;
 //! - per pixel only the D+1 vertex ids (u32) are stored, 4(D+1) bytes; the barycentric
-//!   weights are recomputed from the features when needed ([`barys`], 8 pixels at a time
-//!   in loops that vectorise, the same bits as [`embed`]). (Storing only vertex 0 and
+//!   weights are recomputed from the features when needed ([`barys`], 8 pixels at a time:
+//!   scalar lanes as the reference, AVX2 intrinsics where the CPU has them, the same bits
+//!   as [`embed`] either way; the weights come from the rank permutation, one select per
+//!   rank, instead of (D+1)(D+2) masked adds). (Storing only vertex 0 and
 //!   walking "+1" blur neighbours to the others saves 20 bytes per pixel for the
 //!   bilateral kernel but costs D dependent cache misses per pixel and pass: measured 3x
 //!   slower, so not done.)
 //! - the build runs in parallel over row bands (band-local hash tables merged in band
-//!   order, one wave of bands at a time so that few band tables are alive); vertex
-//!   numbering differs, which pydensecrf's own notes show is irrelevant;
+//!   order, one wave of bands at a time so that few band tables are alive; the merge and
+//!   the neighbour lookups prefetch their probes a few keys ahead); vertex numbering
+//!   differs, which pydensecrf's own notes show is irrelevant;
 //! - vertex values are 4 floats (the SSE width pydensecrf uses too); vertex `M` is an
 //!   always-zero stand-in for missing blur neighbours.
 //!

@@ -46,24 +46,34 @@
 //! ids, about 11 bytes per pixel on natural images; noisier colours give more vertices).
 //! During the build the bilateral hash table adds about 8 bytes per pixel.
 //!
-//! `RISK_CRF=target/release/risk-crf TILES=8192 bash bench/crf_vs_pydensecrf.sh`, 2 cores
-//! shared with a CI run and a training job (`uptime` load average 3.5 at the start of the
-//! 2048 run, 3.8 after it, 6-7 during the 8192 run), one run, side by side:
+//! `RISK_CRF=target/release/risk-crf bash bench/crf_vs_pydensecrf.sh`, 2 cores, load
+//! average 0.9 at the start, one run, side by side on the same scene:
 //!
 //! | 2048x2048 enhanced | wall | peak RSS | bytes/pixel |
 //! | --- | --- | --- | --- |
-//! | pydensecrf (1 thread) | 14.44 s (lattice 6.33 s, inference 6.36 s) | 1018 MiB | 255 |
-//! | risk-crf (2 threads) | 9.09 s (build 2.83 s, 8 iterations 5.43 s) | 244 MiB | **61** |
+//! | pydensecrf (1 thread) | 17.74 s (lattice 9.32 s, inference 6.63 s) | 1018 MiB | 255 |
+//! | risk-crf (2 threads) | 3.56 s (build 1.02 s, 8 iterations 1.86 s) | 239 MiB | **60** |
 //!
-//! **1.6x faster than pydensecrf, not the 10x target**; label agreement 1.000000, max
-//! |Q diff| 9.8e-7. (Before the grid and the recomputed weights: 164 bytes per pixel,
-//! 672 MiB, 12.4 s for risk-crf alone at load 6.6.) The passes are bound by random access
-//! to the bilateral vertex values (splat and slice, about a quarter of the time) and by
-//! recomputing the simplices (about a fifth); the build by the bilateral hash table.
+//! **5.0x faster than pydensecrf, not the 10x target**; label agreement 1.000000, max
+//! |Q diff| 9.8e-7. pydensecrf's own time varies a lot on this shared machine (11.5 to
+//! 17.7 s in four runs within the hour; the ratio from 4.1x to 5.0x). A figure that does
+//! not depend on the load: `valgrind --tool=callgrind` at 512x512 enhanced with one
+//! thread counts 1.37 G instructions for the whole `risk-crf` run, pydensecrf's run 4.80
+//! G (Python start-up included). Single-threaded, risk-crf's CRF takes 5.3 s at 2048x2048
+//! (build 1.9 s, iterations 3.3 s); two threads scale it by 1.96.
 //!
-//! 8192x8192 enhanced, one tile (`--tile 8192`, the default): 185.0 s wall (CRF 180.3 s),
-//! peak RSS 3597 MiB, **56 bytes per pixel**: an 8192 tile fits in 4 GiB (a 4096 tile,
-//! by the same figure, about 1 GiB; not measured here).
+//! Where the time goes (2 threads, 2048x2048): the lattice build about a third (the
+//! bilateral hash table: band-local tables, merge, neighbour lookups), the pixel passes
+//! about half (per pixel and pass about 330 instructions: the bilateral weights 96, the
+//! splat 88, the slice 65, the Gaussian simplex 44), reduce and blur of the vertex values
+//! the rest. The weights are recomputed in every pass because storing them would break the
+//! 64-bytes-per-pixel budget; the 6 ids do not compress (3.2 M distinct simplices among
+//! 4.2 M pixels here).
+//!
+//! 8192x8192 enhanced, one tile (`--tile 8192`, the default): 69.3 s wall (CRF 65.6 s),
+//! peak RSS 3597 MiB, **56 bytes per pixel**: an 8192 tile fits in 4 GiB. In 4096 tiles
+//! (9 tiles with their halos): 71.9 s, peak RSS 2159 MiB (the 8192x8192 inputs plus one
+//! tile).
 
 pub mod grid;
 pub mod lattice;
