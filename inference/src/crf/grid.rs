@@ -557,7 +557,7 @@ fn blur_row(src: &[Value], mask: &[f32], base: usize, o1: isize, o2: isize, out:
 
 #[cfg(test)]
 mod tests {
-    use super::super::lattice::Lattice;
+    use super::super::lattice::{Lattice, per_pixel};
     use super::*;
 
     /// The grid has the hashed lattice's vertices and gives the same `K·1`, bit for bit
@@ -571,7 +571,7 @@ mod tests {
             (128, 3, 2.2),
         ] {
             let grid = Grid::new(w, h, s);
-            let lat = Lattice::<2>::build(w * h, |i, f| *f = [(i % w) as f32 / s, (i / w) as f32 / s]);
+            let lat = Lattice::<2>::build(w * h, w, per_pixel(|i| [(i % w) as f32 / s, (i / w) as f32 / s]));
             assert_eq!(grid.vertices(), lat.vertices, "{w}x{h} sxy {s}");
             let ones = vec![1f32; w * h];
             assert_eq!(

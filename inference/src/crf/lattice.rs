@@ -234,7 +234,7 @@ where
     barys_with(i0, width, out, scale, fill, bary_lanes::<D>)
 }
 
-/// Lanes of [`bary_lanes`].
+/// Pixels per vector step of the weight and key code (one AVX2 register of f32).
 pub const LANES: usize = 8;
 
 /// The loop of [`barys`]: features of `LANES` pixels at a time into lanes (split where a
@@ -260,17 +260,7 @@ fn barys_with<const D: usize, F, B>(
     let mut k = 0;
     while k < n {
         let len = LANES.min(n - k);
-        let mut l = 0;
-        while l < len {
-            let run = (len - l).min(width - x);
-            fill(i0 + k + l, x, y, l..l + run, &mut f);
-            l += run;
-            x += run;
-            if x == width {
-                x = 0;
-                y += 1;
-            }
-        }
+        fill_lanes(i0 + k, width, (&mut x, &mut y), len, &fill, &mut f);
         lanes(&f, scale, &mut b);
         for r in 0..=D {
             // Whole runs as fixed-size copies (a variable-length one is a memcpy call).
@@ -281,6 +271,33 @@ fn barys_with<const D: usize, F, B>(
             }
         }
         k += len;
+    }
+}
+
+/// Fills lanes `0..len` with the features of the pixels `i ..` (pixel `i` at `(x, y)` of
+/// an image `width` wide), one `fill` call per run within a row, and moves `(x, y)` past
+/// them.
+#[inline(always)]
+fn fill_lanes<F>(
+    i: usize,
+    width: usize,
+    (x, y): (&mut usize, &mut usize),
+    len: usize,
+    fill: &F,
+    f: &mut [[f32; LANES]; MAX_D],
+) where
+    F: Fn(usize, usize, usize, Range<usize>, &mut [[f32; LANES]; MAX_D]),
+{
+    let mut l = 0;
+    while l < len {
+        let run = (len - l).min(width - *x);
+        fill(i + l, *x, *y, l..l + run, f);
+        l += run;
+        *x += run;
+        if *x == width {
+            *x = 0;
+            *y += 1;
+        }
     }
 }
 
@@ -705,12 +722,14 @@ pub struct Lattice<const D: usize> {
 }
 
 impl<const D: usize> Lattice<D> {
-    /// Builds the lattice for `n` pixels; `features(i, out)` writes pixel `i`'s feature
-    /// vector. Runs in parallel over contiguous pixel ranges.
-    pub fn build<F>(n: usize, features: F) -> Self
+    /// Builds the lattice for the `n` pixels of an image `width` pixels wide; `fill` writes
+    /// features into lanes as for [`barys`] ([`per_pixel`] makes one from a per-pixel
+    /// function). Runs in parallel over contiguous pixel ranges.
+    pub fn build<F>(n: usize, width: usize, fill: F) -> Self
     where
-        F: Fn(usize, &mut [f32; D]) + Sync,
+        F: Fn(usize, usize, usize, Range<usize>, &mut [[f32; LANES]; MAX_D]) + Sync,
     {
+        let width = width.max(1);
         let t_start = std::time::Instant::now();
         let scale = scale_factors::<D>();
         let threads = rayon::current_num_threads().max(1);
@@ -743,7 +762,7 @@ impl<const D: usize> Lattice<D> {
                     let first = w * wave + c * chunk;
                     let len = ids.len() / (D + 1);
                     let mut table = KeyTable::<D>::with_capacity(len / 4);
-                    let mut f = [0f32; D];
+                    let (mut x, mut y) = (first % width, first / width);
                     let mut fl = [[0f32; LANES]; MAX_D];
                     let mut keys = [[[0i32; LANES]; MAX_D]; MAX_D + 1];
                     // The previous pixel's vertices: a neighbour mostly has the same simplex,
@@ -753,12 +772,8 @@ impl<const D: usize> Lattice<D> {
                         let l = k % LANES;
                         if l == 0 {
                             // Keys of the next LANES pixels at once (vectorised).
-                            for (l, kk) in (k..len.min(k + LANES)).enumerate() {
-                                features(first + kk, &mut f);
-                                for j in 0..D {
-                                    fl[j][l] = f[j];
-                                }
-                            }
+                            let run = LANES.min(len - k);
+                            fill_lanes(first + k, width, (&mut x, &mut y), run, &fill, &mut fl);
                             keys_of(&fl, &scale, &mut keys);
                         }
                         for r in 0..=D {
@@ -959,7 +974,15 @@ mod tests {
                 3.0,
             ];
         };
-        let lat = Lattice::<5>::build(w * h, feat);
+        let lat = Lattice::<5>::build(
+            w * h,
+            w,
+            per_pixel(|i| {
+                let mut f = [0f32; 5];
+                feat(i, &mut f);
+                f
+            }),
+        );
         let scale = scale_factors::<5>();
         let mut table = KeyTable::<5>::with_capacity(16);
         let mut to_lat = Vec::new();

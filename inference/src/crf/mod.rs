@@ -370,8 +370,14 @@ struct Kernel<const D: usize> {
 }
 
 impl<const D: usize> Kernel<D> {
-    fn new(n: usize, compat: f32, features: impl Fn(usize) -> [f32; D] + Copy + Sync) -> Self {
-        let lattice = Lattice::<D>::build(n, |i, f| *f = features(i));
+    fn new(
+        n: usize,
+        width: usize,
+        compat: f32,
+        fill: impl Fn(usize, usize, usize, std::ops::Range<usize>, &mut [[f32; lattice::LANES]; lattice::MAX_D])
+        + Sync,
+    ) -> Self {
+        let lattice = Lattice::<D>::build(n, width, fill);
         Kernel { lattice, compat }
     }
 }
@@ -416,25 +422,7 @@ impl<'a> BilateralFeatures<'a> {
         }
     }
 
-    #[inline(always)]
-    fn at(&self, i: usize) -> [f32; 5] {
-        self.at_xy(i, i % self.width, i / self.width)
-    }
-
-    /// Pixel `i` at `(x, y)`.
-    #[inline(always)]
-    fn at_xy(&self, i: usize, x: usize, y: usize) -> [f32; 5] {
-        let c = &self.rgb[3 * i..3 * i + 3];
-        [
-            self.xs[x],
-            self.ys[y],
-            self.colour[c[0] as usize],
-            self.colour[c[1] as usize],
-            self.colour[c[2] as usize],
-        ]
-    }
-
-    /// The `fill` of [`lattice::barys`]: pixels `i ..` from `(x, y)` along one row into
+    /// The `fill` of [`lattice::barys`] and [`Lattice::build`]: pixels `i ..` from `(x, y)` along one row into
     /// `lanes` (slices taken once, so no bounds check per pixel).
     #[inline(always)]
     fn fill(
@@ -520,7 +508,9 @@ impl<'a> DenseCrf<'a> {
         let (gs, bs, cs) = (p.gaussian_sxy, p.bilateral_sxy, p.bilateral_srgb);
         let gauss = GaussKernel::new(width, height, gs, p.gaussian_compat);
         let bfeat = BilateralFeatures::new(rgb, width, height, bs, cs);
-        let bilat = Kernel::<5>::new(n, p.bilateral_compat, |i| bfeat.at(i));
+        let bilat = Kernel::<5>::new(n, width, p.bilateral_compat, |i, x, y, lanes, f| {
+            bfeat.fill(i, x, y, lanes, f)
+        });
         DenseCrf {
             gauss,
             bilat,
