@@ -33,7 +33,6 @@ use super::lattice::{LANES, Value, scale_factors};
 pub struct Grid {
     width: usize,
     height: usize,
-    sxy: f32,
     scale: [f32; 2],
     /// Smallest `t` and `j` of any vertex.
     t0: i32,
@@ -56,7 +55,6 @@ impl Grid {
         let mut g = Grid {
             width,
             height,
-            sxy,
             scale: scale_factors::<2>(),
             t0: 0,
             j0: 0,
@@ -108,11 +106,20 @@ impl Grid {
     /// Calls `f(tj, w, len)` for each run of up to [`LANES`] pixels of row `y`: `tj[0][r]`,
     /// `tj[1][r]` the `(t, j)` of simplex vertex r and `w[r]` its weight, per lane.
     fn row_lanes(&self, y: usize, mut f: impl FnMut(&[[[i32; LANES]; 3]; 2], &[[f32; LANES]; 3], usize)) {
-        let f1 = [y as f32 / self.sxy; LANES];
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::is_x86_feature_detected!("avx2");
+        let f1 = [self.ys[y]; LANES];
         let mut f0 = [0f32; LANES];
         for x0 in (0..self.width).step_by(LANES) {
             let len = LANES.min(self.width - x0);
             f0[..len].copy_from_slice(&self.xs[x0..x0 + len]);
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the CPU has AVX2 (checked).
+                let (tj, w) = unsafe { avx2::simplex8(&f0, &f1, self.scale) };
+                f(&tj, &w, len);
+                continue;
+            }
             let (tj, w) = self.simplex_lanes(&f0, &f1);
             f(&tj, &w, len);
         }
@@ -140,7 +147,7 @@ impl Grid {
     /// Features as pydensecrf's `DenseCRF2D::addPairwiseGaussian`: `int / float` in f32.
     #[cfg(test)]
     fn features(&self, x: usize, y: usize) -> [f32; 2] {
-        [x as f32 / self.sxy, y as f32 / self.sxy]
+        [self.xs[x], self.ys[y]]
     }
 
     /// Index of the vertex with key `(t, j)`.
@@ -257,26 +264,16 @@ impl Grid {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn simplices_avx2(&self, i0: usize, ids: &mut [u32], w: &mut [f32]) {
-        let (scale, t0, j0, stride) = (self.scale, self.t0, self.j0, self.stride as i32);
+        let scale = self.scale;
         self.simplices_with(i0, ids, w, |f0, f1| {
             // SAFETY: the caller checked AVX2.
-            unsafe { avx2::simplex8(f0, f1, scale, [t0, j0, stride]) }
+            unsafe { avx2::simplex8(f0, f1, scale) }
         })
     }
 
     #[inline(always)]
     fn simplices_generic(&self, i0: usize, ids: &mut [u32], w: &mut [f32]) {
-        let stride = self.stride as i32;
-        self.simplices_with(i0, ids, w, |f0, f1| {
-            let (tj, w) = self.simplex_lanes(f0, f1);
-            let mut ids = [[0i32; LANES]; 3];
-            for r in 0..3 {
-                for l in 0..LANES {
-                    ids[r][l] = (tj[0][r][l] - self.t0 + 2) * stride + (tj[1][r][l] - self.j0);
-                }
-            }
-            (ids, w)
-        })
+        self.simplices_with(i0, ids, w, |f0, f1| self.simplex_lanes(f0, f1))
     }
 
     /// The loop of [`Grid::simplices`]: features of `LANES` pixels into lanes, `lanes`
@@ -285,8 +282,9 @@ impl Grid {
     #[inline(always)]
     fn simplices_with<S>(&self, i0: usize, ids: &mut [u32], w: &mut [f32], lanes: S)
     where
-        S: Fn(&[f32; LANES], &[f32; LANES]) -> ([[i32; LANES]; 3], [[f32; LANES]; 3]),
+        S: Fn(&[f32; LANES], &[f32; LANES]) -> ([[[i32; LANES]; 3]; 2], [[f32; LANES]; 3]),
     {
+        let (t0, j0, stride) = (self.t0, self.j0, self.stride as i32);
         let n = w.len() / 3;
         assert_eq!(ids.len(), 3 * n);
         let (mut x, mut y) = (i0 % self.width, i0 / self.width);
@@ -317,7 +315,13 @@ impl Grid {
                     }
                 }
             }
-            let (il, wl) = lanes(&f0, &f1);
+            let (tj, wl) = lanes(&f0, &f1);
+            let mut il = [[0i32; LANES]; 3];
+            for r in 0..3 {
+                for l in 0..LANES {
+                    il[r][l] = (tj[0][r][l] - t0 + 2) * stride + (tj[1][r][l] - j0);
+                }
+            }
             // Whole runs as fixed-size copies (a variable-length one is a memcpy call).
             if len == LANES {
                 for r in 0..3 {
@@ -423,8 +427,7 @@ impl Grid {
     }
 }
 
-/// [`Grid::simplex_lanes`] with AVX2 intrinsics (8 lanes per register), vertex indices
-/// included: the same operations in the same order, no FMA, so the same bits. The
+/// [`Grid::simplex_lanes`] with AVX2 intrinsics (8 lanes per register): the same operations in the same order, no FMA, so the same bits. The
 /// integer steps run in f32, exact for the whole numbers involved (|k| < 2^24): `t mod
 /// 2` as `t - 2 floor(t/2)`, and `(m - t mod 2) >> 1` as a halving of an even number.
 #[cfg(target_arch = "x86_64")]
@@ -432,16 +435,15 @@ mod avx2 {
     use super::LANES;
     use std::arch::x86_64::*;
 
-    /// Returns the vertex indices (`[r][lane]`, `(t - t0 + 2) * stride + j - j0` with
-    /// `geo = [t0, j0, stride]`) and weights of 8 pixels' simplices.
+    /// Returns the `(t, j)` grid coordinates (`[t or j][r][lane]`) and the weights of 8
+    /// pixels' simplex vertices, as [`super::Grid::simplex_lanes`].
     #[target_feature(enable = "avx2")]
     #[inline]
     pub unsafe fn simplex8(
         f0: &[f32; LANES],
         f1: &[f32; LANES],
         scale: [f32; 2],
-        geo: [i32; 3],
-    ) -> ([[i32; LANES]; 3], [[f32; LANES]; 3]) {
+    ) -> ([[[i32; LANES]; 3]; 2], [[f32; LANES]; 3]) {
         const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
         let (zero, one, two, three) = (
             _mm256_setzero_ps(),
@@ -497,7 +499,7 @@ mod avx2 {
             _mm256_sub_ps(ur[1], ur[2]),
             _mm256_sub_ps(ur[0], ur[1]),
         ];
-        let (mut ids, mut wo) = ([[0i32; LANES]; 3], [[0f32; LANES]; 3]);
+        let (mut tj, mut wo) = ([[[0i32; LANES]; 3]; 2], [[0f32; LANES]; 3]);
         let half = _mm256_set1_ps(0.5);
         for rr in 0..3 {
             let rrf = _mm256_set1_ps(rr as f32);
@@ -512,22 +514,14 @@ mod avx2 {
             let mm = _mm256_round_ps::<NEAREST>(_mm256_mul_ps(_mm256_sub_ps(k0, k1), down));
             let parity = _mm256_sub_ps(t, _mm256_mul_ps(two, _mm256_floor_ps(_mm256_mul_ps(t, half))));
             let j = _mm256_mul_ps(_mm256_sub_ps(mm, parity), half);
-            let (ti, ji) = (_mm256_cvtps_epi32(t), _mm256_cvtps_epi32(j));
-            let row = _mm256_add_epi32(
-                _mm256_sub_epi32(ti, _mm256_set1_epi32(geo[0])),
-                _mm256_set1_epi32(2),
-            );
-            let id = _mm256_add_epi32(
-                _mm256_mullo_epi32(row, _mm256_set1_epi32(geo[2])),
-                _mm256_sub_epi32(ji, _mm256_set1_epi32(geo[1])),
-            );
             // SAFETY: 8-lane arrays.
             unsafe {
-                _mm256_storeu_si256(ids[rr].as_mut_ptr() as *mut __m256i, id);
+                _mm256_storeu_si256(tj[0][rr].as_mut_ptr() as *mut __m256i, _mm256_cvtps_epi32(t));
+                _mm256_storeu_si256(tj[1][rr].as_mut_ptr() as *mut __m256i, _mm256_cvtps_epi32(j));
                 _mm256_storeu_ps(wo[rr].as_mut_ptr(), w[rr]);
             }
         }
-        (ids, wo)
+        (tj, wo)
     }
 }
 
