@@ -168,28 +168,19 @@ fn energies_and_weighted_q_match_scalar() {
         let first = case % 5 == 0;
         let mut want_t: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0; n]);
         let (mut want_ng, mut want_nb) = (vec![0.0; n], vec![0.0; n]);
-        simd::energies_scalar(
-            [&out[0], &out[1]],
-            [&u[0], &u[1], &u[2]],
+        let inputs = simd::EnergyInputs {
+            out: [&out[0], &out[1]],
+            u: [&u[0], &u[1], &u[2]],
             w,
             first,
-            &mut want_t,
-            [&mut want_ng, &mut want_nb],
-        );
+        };
+        simd::energies_scalar(&inputs, &mut want_t, [&mut want_ng, &mut want_nb]);
         let mut want_q = vec![[0.0; 4]; n];
         simd::weighted_q_from(0, &want_t, &want_nb, &mut want_q);
         for isa in Isa::available() {
             let mut t: [Vec<f32>; 3] = std::array::from_fn(|_| vec![9.0; n]);
             let (mut ng, mut nb) = (vec![9.0; n], vec![9.0; n]);
-            simd::energies(
-                isa,
-                [&out[0], &out[1]],
-                [&u[0], &u[1], &u[2]],
-                w,
-                first,
-                &mut t,
-                [&mut ng, &mut nb],
-            );
+            simd::energies(isa, &inputs, &mut t, [&mut ng, &mut nb]);
             // No FMA and the same f64 steps: the same bits on every ISA.
             assert_eq!(
                 (&t, &ng, &nb),

@@ -620,15 +620,13 @@ impl<'a> DenseCrf<'a> {
             unsafe { simd::gather_unchecked::<6>(self.isa, cur.1, ids_b, wgt_b, ab, &mut s.out_b[..bl]) };
             // norm = 1/sqrt(K·1 + 1e-20), K·1 from lane 3 of the slices; the energies
             // tmp = -U; tmp -= (-w_g) * (norm_g * K_g); tmp -= (-w_b) * (norm_b * K_b).
-            simd::energies(
-                self.isa,
-                [&s.out_g[..bl], &s.out_b[..bl]],
-                [&u0[k0..k0 + bl], &u1[k0..k0 + bl], &u2[k0..k0 + bl]],
-                [wg, wb],
+            let inputs = simd::EnergyInputs {
+                out: [&s.out_g[..bl], &s.out_b[..bl]],
+                u: [&u0[k0..k0 + bl], &u1[k0..k0 + bl], &u2[k0..k0 + bl]],
+                w: [wg, wb],
                 first,
-                &mut s.t,
-                [&mut s.norm_g, &mut s.norm_b],
-            );
+            };
+            simd::energies(self.isa, &inputs, &mut s.t, [&mut s.norm_g, &mut s.norm_b]);
             simd::softmax3(self.isa, &mut s.t, bl);
             if last {
                 u0[k0..k0 + bl].copy_from_slice(&s.t[0][..bl]);

@@ -125,13 +125,15 @@ pub fn gather<const R: usize>(
     alpha: f32,
     out: &mut [Value],
 ) {
-    assert!(ids.len() == R * out.len() && w.len() == R * out.len());
-    assert!(
-        ids.is_empty() || max_id(ids) < vals.len(),
-        "vertex id out of range"
-    );
+    check_simplices::<R>(ids, w, out.len(), vals.len());
     // SAFETY: lengths and ids checked above.
     unsafe { gather_unchecked::<R>(isa, vals, ids, w, alpha, out) }
+}
+
+/// The safe kernels' checks: `R` ids and weights per pixel, every id below `vertices`.
+fn check_simplices<const R: usize>(ids: &[u32], w: &[f32], pixels: usize, vertices: usize) {
+    assert!(ids.len() == R * pixels && w.len() == R * pixels);
+    assert!(ids.is_empty() || max_id(ids) < vertices, "vertex id out of range");
 }
 
 /// [`gather`] without its checks, for ids whose range is known (a lattice's, checked once
@@ -179,11 +181,7 @@ pub fn gather_scalar(vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &m
 /// Splats `q.len()` pixels into `vals`: `ids`, `w` as in [`gather`]. Checks every id, then
 /// runs [`scatter_unchecked`].
 pub fn scatter<const R: usize>(isa: Isa, vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
-    assert!(ids.len() == R * q.len() && w.len() == R * q.len());
-    assert!(
-        ids.is_empty() || max_id(ids) < vals.len(),
-        "vertex id out of range"
-    );
+    check_simplices::<R>(ids, w, q.len(), vals.len());
     // SAFETY: lengths and ids checked above.
     unsafe { scatter_unchecked::<R>(isa, vals, ids, w, q) }
 }
@@ -227,48 +225,38 @@ pub fn scatter_scalar(vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
 /// `(-u[c][k] - w[0] * (norm_g * out_g[k][c])) - w[1] * (norm_b * out_b[k][c])` (w = the
 /// Potts factors `-compat`; pydensecrf's order of operations, no FMA, so every ISA gives
 /// the same bits).
-pub fn energies(
-    isa: Isa,
-    out: [&[Value]; 2],
-    u: [&[f32]; 3],
-    w: [f32; 2],
-    first: bool,
-    t: &mut [Vec<f32>; 3],
-    norm: [&mut [f32]; 2],
-) {
+pub fn energies(isa: Isa, e: &EnergyInputs, t: &mut [Vec<f32>; 3], norm: [&mut [f32]; 2]) {
+    let EnergyInputs { out, u, .. } = *e;
     let n = out[0].len();
     assert!(out[1].len() == n && u.iter().all(|p| p.len() == n) && t.iter().all(|p| p.len() >= n));
     assert!(norm[0].len() >= n && norm[1].len() >= n);
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: CPU features as produced by `Isa::detect`; lengths checked above.
-        Isa::Avx2Fma => unsafe { x86::energies_avx2(out, u, w, first, t, norm) },
-        _ => energies_scalar(out, u, w, first, t, norm),
+        Isa::Avx2Fma => unsafe { x86::energies_avx2(e, t, norm) },
+        _ => energies_scalar(e, t, norm),
     }
 }
 
+/// The inputs of [`energies`]: the slices of the Gaussian and bilateral messages (lane 3
+/// holds `K·1`), the unary planes, the Potts factors `[w_g, w_b]` and whether this is the
+/// first update (energies `-U` only).
+#[derive(Clone, Copy)]
+pub struct EnergyInputs<'a> {
+    pub out: [&'a [Value]; 2],
+    pub u: [&'a [f32]; 3],
+    pub w: [f32; 2],
+    pub first: bool,
+}
+
 /// Scalar reference of [`energies`].
-pub fn energies_scalar(
-    out: [&[Value]; 2],
-    u: [&[f32]; 3],
-    w: [f32; 2],
-    first: bool,
-    t: &mut [Vec<f32>; 3],
-    norm: [&mut [f32]; 2],
-) {
-    energies_from(0, out, u, w, first, t, norm)
+pub fn energies_scalar(e: &EnergyInputs, t: &mut [Vec<f32>; 3], norm: [&mut [f32]; 2]) {
+    energies_from(0, e, t, norm)
 }
 
 /// [`energies_scalar`] from pixel `k0` on (also the SIMD versions' remainder).
-fn energies_from(
-    k0: usize,
-    out: [&[Value]; 2],
-    u: [&[f32]; 3],
-    w: [f32; 2],
-    first: bool,
-    t: &mut [Vec<f32>; 3],
-    norm: [&mut [f32]; 2],
-) {
+fn energies_from(k0: usize, e: &EnergyInputs, t: &mut [Vec<f32>; 3], norm: [&mut [f32]; 2]) {
+    let EnergyInputs { out, u, w, first } = *e;
     let [ng, nb] = norm;
     for k in k0..out[0].len() {
         ng[k] = (1.0 / (out[0][k][3] as f64 + 1e-20).sqrt()) as f32;
@@ -553,14 +541,8 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn energies_avx2(
-        out: [&[Value]; 2],
-        u: [&[f32]; 3],
-        w: [f32; 2],
-        first: bool,
-        t: &mut [Vec<f32>; 3],
-        norm: [&mut [f32]; 2],
-    ) {
+    pub unsafe fn energies_avx2(e: &super::EnergyInputs, t: &mut [Vec<f32>; 3], norm: [&mut [f32]; 2]) {
+        let super::EnergyInputs { out, u, w, first } = *e;
         let n = out[0].len();
         let (wg, wb) = (_mm256_set1_ps(w[0]), _mm256_set1_ps(w[1]));
         let sign = _mm256_set1_ps(-0.0);
@@ -586,7 +568,7 @@ mod x86 {
                 k += 8;
             }
         }
-        super::energies_from(k, out, u, w, first, t, norm);
+        super::energies_from(k, e, t, norm);
     }
 
     #[target_feature(enable = "avx2,fma")]
