@@ -186,6 +186,38 @@ impl Default for OptimConfig {
     }
 }
 
+/// Numeric precision of training (`compute.precision`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Float32 throughout.
+    Fp32,
+    /// Mixed precision on CUDA: the forward pass and the loss under libtorch's autocast
+    /// (float16 where safe), float32 weights and optimiser state, dynamic loss scaling
+    /// (`optim::LossScaler`). On the CPU it falls back to fp32 and says so.
+    Fp16,
+}
+
+/// Where and how precisely to train (`compute:`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComputeConfig {
+    /// `auto` (default: CUDA GPU 0 when libtorch's CUDA backend loads, else the CPU),
+    /// `cpu`, `cuda` or `cuda:N`. `risk-train fit --device` overrides it.
+    pub device: String,
+    /// `fp32` (default) or `fp16` (mixed precision, CUDA only).
+    pub precision: Precision,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        Self {
+            device: "auto".into(),
+            precision: Precision::Fp32,
+        }
+    }
+}
+
 /// The whole file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -196,6 +228,7 @@ pub struct TrainConfig {
     pub sampling: SamplingConfig,
     pub augment: AugmentConfig,
     pub optim: OptimConfig,
+    pub compute: ComputeConfig,
     /// Seed of initialisation, split, shuffling and augmentation. Default 42.
     pub seed: u64,
     /// Run folder (checkpoints, log). Default `runs/risk`; relative to the config file.
@@ -211,6 +244,7 @@ impl Default for TrainConfig {
             sampling: SamplingConfig::default(),
             augment: AugmentConfig::default(),
             optim: OptimConfig::default(),
+            compute: ComputeConfig::default(),
             seed: 42,
             out: PathBuf::from("runs/risk"),
         }
@@ -297,6 +331,7 @@ impl TrainConfig {
         if !(self.model.bn_momentum > 0.0 && self.model.bn_momentum <= 1.0) {
             return Err("model.bn_momentum must be in (0, 1]".into());
         }
+        self.device_choice().map_err(|e| format!("compute.{e}"))?;
         Ok(())
     }
 
@@ -313,6 +348,11 @@ impl TrainConfig {
             head_dropout: self.model.head_dropout,
             ..base
         }
+    }
+
+    /// `compute.device` parsed.
+    pub fn device_choice(&self) -> Result<crate::device::DeviceChoice, String> {
+        self.compute.device.parse()
     }
 
     /// Tile stride (the tile side unless set).

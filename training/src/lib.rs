@@ -4,6 +4,7 @@
 //!   U-Net decoder, class and CORAL heads) with smp state-dict names, and weight import
 //!   from PyTorch safetensors checkpoints;
 //! - [`config`]: `config.yaml` (every SPEC.md training parameter, unknown keys rejected);
+//! - [`device`]: CPU or CUDA (libtorch's CUDA backend loaded at start-up when present);
 //! - [`data`]: tiles, spatial-block split, augmentation, minority sampling (duplication +
 //!   SMOTE as imbalanced-learn draws it);
 //! - [`loss`]: softmax focal loss + 0.3 x CORAL loss, nodata ignored;
@@ -20,6 +21,7 @@
 
 pub mod config;
 pub mod data;
+pub mod device;
 pub mod loss;
 pub mod model;
 pub mod onnx;

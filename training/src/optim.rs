@@ -12,9 +12,18 @@
 //! p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 //! ```
 //!
+//! Mixed precision ([`LossScaler`], as `torch.cuda.amp.GradScaler`): float16 gradients
+//! underflow, so the loss is multiplied by a scale (2^16 at first) before the backward
+//! pass and the gradients divided by it before the step. A step whose gradients hold an
+//! inf or NaN is skipped and the scale halved; after 2000 steps in a row without one the
+//! scale doubles. Powers of two make the scaling exact: with finite gradients a scaled
+//! step equals the unscaled one bit for bit (tested).
+//!
 //! State file (safetensors): `exp_avg.<name>`, `exp_avg_sq.<name>` for each trainable
-//! variable `<name>` of the store, and `step` (int64 scalar). A test checks the steps
-//! against libtorch's own AdamW and a save / load round trip.
+//! variable `<name>` of the store, `step` (int64 scalar) and, with loss scaling,
+//! `loss_scale` (float64) and `loss_scale_growth` (int64: finite steps since the last
+//! change). A test checks the steps against libtorch's own AdamW and a save / load round
+//! trip.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -41,6 +50,48 @@ impl Default for AdamWConfig {
     }
 }
 
+/// Dynamic loss scaling for float16 mixed precision (the module docs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossScaler {
+    /// Current factor of the loss.
+    pub scale: f64,
+    /// Finite steps since the scale last changed.
+    pub growth: i64,
+}
+
+impl LossScaler {
+    /// PyTorch's `GradScaler` defaults.
+    pub const INIT_SCALE: f64 = 65536.0;
+    pub const GROWTH_INTERVAL: i64 = 2000;
+
+    pub fn new() -> Self {
+        Self {
+            scale: Self::INIT_SCALE,
+            growth: 0,
+        }
+    }
+
+    /// After a step: halve on non-finite gradients, double after a run of finite ones.
+    fn update(&mut self, finite: bool) {
+        if finite {
+            self.growth += 1;
+            if self.growth == Self::GROWTH_INTERVAL {
+                self.scale *= 2.0;
+                self.growth = 0;
+            }
+        } else {
+            self.scale *= 0.5;
+            self.growth = 0;
+        }
+    }
+}
+
+impl Default for LossScaler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Moment estimates of one parameter.
 struct Slot {
     name: String,
@@ -55,6 +106,7 @@ pub struct AdamW {
     lr: f64,
     step: i64,
     slots: Vec<Slot>,
+    scaler: Option<LossScaler>,
 }
 
 impl AdamW {
@@ -80,7 +132,19 @@ impl AdamW {
             lr,
             step: 0,
             slots,
+            scaler: None,
         }
+    }
+
+    /// Turns on dynamic loss scaling (mixed precision) from its initial state.
+    pub fn with_loss_scaling(mut self) -> Self {
+        self.scaler = Some(LossScaler::new());
+        self
+    }
+
+    /// The loss scaler's state, when loss scaling is on.
+    pub fn loss_scaler(&self) -> Option<LossScaler> {
+        self.scaler
     }
 
     pub fn set_lr(&mut self, lr: f64) {
@@ -92,11 +156,34 @@ impl AdamW {
         self.step
     }
 
-    /// Zeroes the gradients, back-propagates `loss` and takes one step.
-    pub fn backward_step(&mut self, loss: &Tensor) {
+    /// Zeroes the gradients, back-propagates `loss` and takes one step. With loss scaling,
+    /// back-propagates `loss x scale`, unscales the gradients and skips the step when one
+    /// is not finite. Returns whether a step was taken.
+    pub fn backward_step(&mut self, loss: &Tensor) -> bool {
         self.zero_grad();
-        loss.backward();
-        self.step();
+        let Some(mut scaler) = self.scaler else {
+            loss.backward();
+            self.step();
+            return true;
+        };
+        (loss * scaler.scale).backward();
+        let finite = tch::no_grad(|| {
+            let mut finite = true;
+            for s in &mut self.slots {
+                let mut grad = s.param.grad();
+                if grad.defined() {
+                    let _ = grad.g_mul_scalar_(1.0 / scaler.scale);
+                    finite &= bool::try_from(grad.isfinite().all()).unwrap_or(false);
+                }
+            }
+            finite
+        });
+        scaler.update(finite);
+        self.scaler = Some(scaler);
+        if finite {
+            self.step();
+        }
+        finite
     }
 
     pub fn zero_grad(&mut self) {
@@ -143,6 +230,13 @@ impl AdamW {
             named.push((format!("exp_avg_sq.{}", s.name), &s.exp_avg_sq));
         }
         named.push(("step".to_string(), &step));
+        let scaler = self
+            .scaler
+            .map(|sc| (Tensor::from_slice(&[sc.scale]), Tensor::from_slice(&[sc.growth])));
+        if let Some((scale, growth)) = &scaler {
+            named.push(("loss_scale".to_string(), scale));
+            named.push(("loss_scale_growth".to_string(), growth));
+        }
         Tensor::write_safetensors(&named, path)
     }
 
@@ -158,6 +252,16 @@ impl AdamW {
         };
         let step = stored.remove("step").ok_or_else(|| missing("step"))?;
         self.step = step.int64_value(&[0]);
+        if let Some(scaler) = self.scaler.as_mut() {
+            // A state saved without loss scaling (an fp32 run resumed in fp16) starts the
+            // scaler afresh.
+            if let (Some(scale), Some(growth)) =
+                (stored.remove("loss_scale"), stored.remove("loss_scale_growth"))
+            {
+                scaler.scale = scale.double_value(&[0]);
+                scaler.growth = growth.int64_value(&[0]);
+            }
+        }
         tch::no_grad(|| {
             for s in &mut self.slots {
                 for (prefix, dst) in [("exp_avg", &mut s.exp_avg), ("exp_avg_sq", &mut s.exp_avg_sq)] {

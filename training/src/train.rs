@@ -19,6 +19,11 @@
 //! augmentation draws are seeded per epoch). On a terminal, a progress bar shows the
 //! batches of the epoch.
 //! Memory: one batch of tiles plus, once, the class-1-rich tiles for SMOTE's neighbours.
+//!
+//! Device and precision: `compute.device` ([`crate::device`]; the log says which device
+//! runs and why). With `compute.precision: fp16` on CUDA, the forward pass and the loss run
+//! under libtorch's autocast and AdamW scales the loss ([`crate::optim::LossScaler`]);
+//! validation runs under autocast too. On the CPU, fp16 falls back to fp32 with a log line.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -31,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::{Device, Kind, TchError, Tensor};
 
-use crate::config::{Schedule, TrainConfig};
+use crate::config::{Precision, Schedule, TrainConfig};
 use crate::data::augment::augment;
 use crate::data::numpy_rng::RandomState;
 use crate::data::sampling::{self, Sample, SamplingPlan};
@@ -57,6 +62,8 @@ pub enum TrainError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Data(String),
+    #[error("{0}")]
+    Device(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
@@ -361,8 +368,15 @@ pub struct FitSummary {
 pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Result<FitSummary, TrainError> {
     std::fs::create_dir_all(&cfg.out).map_err(io_err(&cfg.out))?;
     tch::manual_seed(cfg.seed as i64);
-    let device = Device::cuda_if_available();
-    log(format!("device: {device:?}"));
+    let choice = cfg.device_choice().map_err(TrainError::Device)?;
+    let (device, why) = crate::device::select(choice).map_err(TrainError::Device)?;
+    log(format!("device: {why}"));
+    let amp = cfg.compute.precision == Precision::Fp16 && device.is_cuda();
+    if cfg.compute.precision == Precision::Fp16 && !amp {
+        log("precision fp16 needs a CUDA device: training in fp32".into());
+    } else if amp {
+        log("precision: mixed (autocast float16, dynamic loss scaling)".into());
+    }
     let data = Dataset::prepare(cfg, log)?;
     let mut vs = nn::VarStore::new(device);
     let model = RiskUNet::new(&vs.root(), &cfg.unet());
@@ -380,6 +394,9 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
         },
         cfg.optim.lr,
     );
+    if amp {
+        opt = opt.with_loss_scaling();
+    }
     if resume && state_path.exists() {
         let text = std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
         state = serde_json::from_str(&text)
@@ -436,8 +453,9 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
                 .map(|&s| data.read_sample(s))
                 .collect::<Result<Vec<_>, _>>()?;
             let (xs, ys) = batch(tiles, &data.norm, Some((&cfg.augment, &mut rng)), device)?;
-            let out = model.forward_t(&xs, true);
-            let loss = risk_loss(&out, &ys, &cfg.loss).total;
+            let loss = tch::autocast(amp, || {
+                risk_loss(&model.forward_t(&xs, true), &ys, &cfg.loss).total
+            });
             opt.backward_step(&loss);
             loss_sum += loss.double_value(&[]) * chunk.len() as f64;
             n += chunk.len();
@@ -445,7 +463,7 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
             bar.inc(1);
         }
         bar.set_message("validation");
-        let (val_loss, matrix) = validate(&model, &data, cfg, device)?;
+        let (val_loss, matrix) = tch::autocast(amp, || validate(&model, &data, cfg, device))?;
         bar.finish_and_clear();
         let row = EpochLog {
             epoch: epoch + 1,

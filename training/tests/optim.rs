@@ -2,7 +2,7 @@
 //! (what tch's `nn::AdamW` runs), and its state surviving a save / load round trip exactly.
 
 use approx::assert_abs_diff_eq;
-use risk_training::optim::{AdamW, AdamWConfig};
+use risk_training::optim::{AdamW, AdamWConfig, LossScaler};
 use std::sync::{Mutex, MutexGuard};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
@@ -151,4 +151,64 @@ fn loading_the_state_of_another_model_is_an_error() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("exp_avg.c."), "{err}");
+}
+
+/// With finite gradients, loss scaling by a power of two changes nothing: the scaled
+/// steps give the same weights, bit for bit, as the plain ones. A non-finite loss skips
+/// the step (weights and moments untouched), halves the scale, and the state (scale,
+/// growth counter) survives a save / load round trip.
+#[test]
+fn loss_scaling_is_exact_and_skips_non_finite_steps() {
+    let _rng = rng_lock();
+    let (xs, ys) = batch();
+    let cfg = AdamWConfig::default();
+    let (vs_plain, m_plain) = store(5);
+    let (vs_scaled, m_scaled) = store(5);
+    let mut plain = AdamW::new(&vs_plain, cfg, 5e-3);
+    let mut scaled = AdamW::new(&vs_scaled, cfg, 5e-3).with_loss_scaling();
+    for _ in 0..5 {
+        assert!(plain.backward_step(&loss(&m_plain, &xs, &ys)));
+        assert!(scaled.backward_step(&loss(&m_scaled, &xs, &ys)));
+    }
+    for ((name, a), (_, b)) in params(&vs_plain).iter().zip(params(&vs_scaled).iter()) {
+        assert!(a.equal(b), "{name}: scaled step differs from the plain one");
+    }
+    assert_eq!(
+        scaled.loss_scaler(),
+        Some(LossScaler {
+            scale: 65536.0,
+            growth: 5
+        })
+    );
+
+    // An overflowing loss: no step, scale halved, growth reset.
+    let before: Vec<Tensor> = params(&vs_scaled).iter().map(|(_, t)| t.copy()).collect();
+    let inf = loss(&m_scaled, &xs, &ys) * f64::INFINITY;
+    assert!(!scaled.backward_step(&inf));
+    for ((name, now), was) in params(&vs_scaled).iter().zip(&before) {
+        assert!(now.equal(was), "{name} changed on a skipped step");
+    }
+    assert_eq!(scaled.step_count(), 5);
+    assert_eq!(
+        scaled.loss_scaler(),
+        Some(LossScaler {
+            scale: 32768.0,
+            growth: 0
+        })
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.safetensors");
+    scaled.backward_step(&loss(&m_scaled, &xs, &ys));
+    scaled.save(&path).unwrap();
+    let mut reloaded = AdamW::new(&vs_scaled, cfg, 5e-3).with_loss_scaling();
+    reloaded.load(&path).unwrap();
+    assert_eq!(reloaded.step_count(), 6);
+    assert_eq!(
+        reloaded.loss_scaler(),
+        Some(LossScaler {
+            scale: 32768.0,
+            growth: 1
+        })
+    );
 }

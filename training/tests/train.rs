@@ -56,6 +56,15 @@ fn unknown_or_invalid_keys_are_errors() {
     cfg.data.tile = 256;
     cfg.loss.alpha = vec![1.0, 2.0];
     assert!(cfg.validate().unwrap_err().contains("loss.alpha needs 3"));
+    cfg.loss.alpha = vec![1.0, 2.0, 3.0];
+    cfg.compute.device = "gpu0".into();
+    let err = cfg.validate().unwrap_err();
+    assert!(
+        err.starts_with("compute.device must be auto, cpu, cuda or cuda:N"),
+        "{err}"
+    );
+    let err = TrainConfig::from_yaml_str("compute:\n  precision: bf8\n").unwrap_err();
+    assert!(err.contains("bf8"), "{err}");
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use risk_training::config::TrainConfig;
+use risk_training::device::DeviceChoice;
 use risk_training::model::{RiskUNet, UNetConfig};
 use risk_training::onnx::{self, ExportOptions};
 use risk_training::synth::{self, SynthConfig, SynthDtype};
@@ -73,6 +74,9 @@ enum Command {
         /// Start from these smp / efficientnet_pytorch safetensors weights.
         #[arg(long)]
         init_weights: Option<PathBuf>,
+        /// Override compute.device: auto, cpu, cuda or cuda:N.
+        #[arg(long, value_parser = parse_device)]
+        device: Option<DeviceChoice>,
     },
     /// Export a checkpoint (safetensors of the variable store) as an ONNX model.
     Export(ExportArgs),
@@ -204,17 +208,35 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn fit(
-    config: PathBuf,
+fn parse_device(s: &str) -> Result<DeviceChoice, String> {
+    s.parse()
+}
+
+/// `risk-train fit`'s arguments besides the config.
+struct FitArgs {
     resume: bool,
     seed: Option<u64>,
     seeds: Vec<u64>,
     epochs: Option<usize>,
     init_weights: Option<PathBuf>,
-) -> anyhow::Result<()> {
+    device: Option<DeviceChoice>,
+}
+
+fn fit(config: PathBuf, args: FitArgs) -> anyhow::Result<()> {
+    let FitArgs {
+        resume,
+        seed,
+        seeds,
+        epochs,
+        init_weights,
+        device,
+    } = args;
     let mut cfg = TrainConfig::from_yaml(&config)?;
     if let Some(e) = epochs {
         cfg.optim.epochs = e;
+    }
+    if let Some(d) = device {
+        cfg.compute.device = d.to_string();
     }
     if let Some(w) = init_weights {
         cfg.model.init_weights = Some(w);
@@ -299,8 +321,17 @@ fn main() -> ExitCode {
             seeds,
             epochs,
             init_weights,
+            device,
         } => {
-            return match fit(config, resume, seed, seeds, epochs, init_weights) {
+            let args = FitArgs {
+                resume,
+                seed,
+                seeds,
+                epochs,
+                init_weights,
+                device,
+            };
+            return match fit(config, args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("risk-train: error: {e:#}");
