@@ -18,7 +18,7 @@ use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
 use risk_inference::predictor::Predictor;
 use risk_inference::raster::InputRaster;
 use risk_inference::refine::{self, CrfOptions};
-use risk_inference::session::{Device, Model, SessionOptions};
+use risk_inference::session::{Device, IoBindingMode, Model, SessionOptions};
 use risk_inference::shard::Shard;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::prelude::*;
@@ -76,6 +76,10 @@ struct Cli {
     /// TensorRT: engine cache folder (reused across runs).
     #[arg(long)]
     trt_cache: Option<PathBuf>,
+    /// IO binding: batches through page-locked host tensors bound to the session
+    /// (auto: on for CUDA / TensorRT, off on the CPU).
+    #[arg(long, value_enum, default_value_t = IoBindingMode::Auto)]
+    io_binding: IoBindingMode,
     /// Threads for ONNX Runtime (intra-op) and the CRF (default: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -419,15 +423,17 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         device_id: cli.device_id,
         trt_fp16: cli.trt_fp16,
         trt_cache: cli.trt_cache.clone(),
+        io_binding: cli.io_binding,
     };
     let mut members = Vec::new();
     for path in &model_paths {
         let model = Model::load(path, &session)?;
         tracing::info!(
-            "model {} ({}) on {}{}",
+            "model {} ({}) on {}{}{}",
             path.display(),
             model.info().version.as_deref().unwrap_or("unversioned"),
             model.provider(),
+            if model.io_binding() { ", IO binding" } else { "" },
             if cli.threads > 0 {
                 format!(", {} threads", cli.threads)
             } else {
