@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
+use crate::autobatch::{self, BatchSize};
 use crate::classes::{NODATA, NUM_CLASSES, PALETTE};
 use crate::predictor::{Predictor, normalised_entropy};
 use crate::raster::{GeoTiffWriter, InputRaster, RasterError, Window, WriteOptions};
@@ -64,8 +65,8 @@ pub struct EngineOptions {
     pub tile: Option<usize>,
     /// Overlap in pixels (default: the model's `risk.tile_overlap`).
     pub overlap: Option<usize>,
-    /// Tiles per model run.
-    pub batch: usize,
+    /// Tiles per model run, or `auto` ([`crate::autobatch`]).
+    pub batch: BatchSize,
     /// Memory budget in bytes for the pipeline's buffers.
     pub memory_budget: usize,
     /// Widest column block in pixels (bounds memory on very wide rasters).
@@ -89,7 +90,7 @@ impl Default for EngineOptions {
         Self {
             tile: None,
             overlap: None,
-            batch: 4,
+            batch: BatchSize::Tiles(4),
             memory_budget: 2 << 30,
             max_block_width: 8192,
             bands: None,
@@ -126,6 +127,8 @@ pub struct RunReport {
     pub overlap: usize,
     pub column_blocks: usize,
     pub provider: String,
+    /// Tiles per model run (the `--batch auto` choice when probed).
+    pub batch: usize,
     /// Model runs per batch (ensemble members x TTA transforms x scales).
     pub views: usize,
     pub read_s: f64,
@@ -324,6 +327,17 @@ fn run_model(
         .unwrap_or(row_bands.len() - 1);
     let tile_rows = first..last + 1;
 
+    let batch = match opts.batch {
+        BatchSize::Tiles(n) => n.max(1),
+        BatchSize::Auto => {
+            let per_tile = autobatch::bytes_per_tile(info.channels, plan.tile_height, plan.tile_width, views);
+            predictor.auto_batch(
+                plan.tile_height,
+                plan.tile_width,
+                opts.memory_budget / 4 / per_tile.max(1),
+            )?
+        }
+    };
     let georef = raster.georef();
     let writers = Writers::create(outputs, w, h, &georef, opts, views)?;
     let mut report = RunReport {
@@ -333,6 +347,7 @@ fn run_model(
         overlap: plan.overlap,
         column_blocks: blocks.len(),
         provider: predictor.provider().to_string(),
+        batch,
         views,
         ..RunReport::default()
     };
@@ -353,7 +368,6 @@ fn run_model(
             let bands = bands.clone();
             let norm = norm.clone();
             let input = input.to_path_buf();
-            let batch = opts.batch.max(1);
             let rows = Rows {
                 tile_rows: tile_rows.clone(),
                 keep: (r0, r1),

@@ -10,8 +10,10 @@
 //! [`crf`] is the dense CRF (pydensecrf-exact permutohedral mean-field, tiled for large
 //! rasters); [`npy`] reads and writes the `.npy` arrays of the Python reference harness.
 //! [`shard`] splits one run over N jobs (`--shard I/N`) and mosaics their parts.
+//! [`autobatch`] chooses the tiles per model run (`--batch auto`) by timing batches.
 
 pub mod augment;
+pub mod autobatch;
 pub mod classes;
 pub mod crf;
 pub mod engine;

@@ -41,7 +41,9 @@
 //! channel count, bands, scale, mean and std, and the same tile size and overlap. A
 //! member that differs is refused with an error naming its file and the field.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::time::Instant;
 
 use crate::augment::{Transform, Tta, resize_bilinear, scaled_side};
 use crate::classes::NUM_CLASSES;
@@ -95,6 +97,8 @@ pub struct Predictor {
     native: Vec<f32>,
     sum: Vec<f32>,
     entropy_sum: Vec<f32>,
+    /// `--batch auto` answers per tile shape `(h, w)` ([`Predictor::auto_batch`]).
+    auto_batches: HashMap<(usize, usize), usize>,
 }
 
 impl From<Model> for Predictor {
@@ -134,6 +138,7 @@ impl Predictor {
             native: Vec::new(),
             sum: Vec::new(),
             entropy_sum: Vec::new(),
+            auto_batches: HashMap::new(),
         })
     }
 
@@ -159,6 +164,27 @@ impl Predictor {
     /// Model runs per batch: members x transforms x scales.
     pub fn views(&self) -> usize {
         self.members.len() * self.transforms.len() * self.scales.len()
+    }
+
+    /// The batch size for tiles of `h x w` pixels chosen by [`crate::autobatch::choose`]
+    /// (at most `cap`), timing batches of zero tiles through every view; remembered per
+    /// tile shape. The choice and its trials are logged.
+    pub fn auto_batch(&mut self, h: usize, w: usize, cap: usize) -> Result<usize> {
+        if let Some(&b) = self.auto_batches.get(&(h, w)) {
+            return Ok(b);
+        }
+        let c = self.info().channels;
+        let (mut input, mut probs) = (Vec::new(), Vec::new());
+        let choice = crate::autobatch::choose(cap, |n| {
+            input.resize(n * c * h * w, 0.0);
+            probs.resize(n * NUM_CLASSES * h * w, 0.0);
+            let t0 = Instant::now();
+            self.run(&input, n, h, w, &mut probs, None)?;
+            Ok::<_, ModelError>(t0.elapsed())
+        })?;
+        tracing::info!("--batch auto for {h}x{w} tiles on {}: {choice}", self.provider());
+        self.auto_batches.insert((h, w), choice.batch);
+        Ok(choice.batch)
     }
 
     /// Runs a batch: `input` is `(n, C, h, w)` normalised float32; writes the mean

@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use risk_inference::augment::Tta;
+use risk_inference::autobatch::BatchSize;
 use risk_inference::crf::CrfParams;
 use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
 use risk_inference::predictor::Predictor;
@@ -89,9 +90,11 @@ struct Cli {
     /// Tile overlap in pixels (default: the model's preference).
     #[arg(long)]
     overlap: Option<usize>,
-    /// Tiles per model run.
-    #[arg(long, default_value_t = 4)]
-    batch: usize,
+    /// Tiles per model run, or `auto`: doubled from 1 while the tiles/s rise by 10%, up to
+    /// 64, a quarter of --memory-budget, or a failed run (GPU memory); probed once per
+    /// tile shape and logged.
+    #[arg(long, default_value = "4")]
+    batch: BatchSize,
     /// Memory budget for the pipeline's buffers, e.g. 512M, 2G.
     #[arg(long, default_value = "2G", value_parser = parse_bytes)]
     memory_budget: usize,
@@ -531,12 +534,13 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
                     bar.finish_and_clear();
                 }
                 tracing::info!(
-                    "{} -> {}: {}x{}, {} tiles in {:.2} s (model {:.2} s{}); {}",
+                    "{} -> {}: {}x{}, {} tiles (batch {}) in {:.2} s (model {:.2} s{}); {}",
                     input.display(),
                     output.display(),
                     report.width,
                     report.height,
                     report.tiles,
+                    report.batch,
                     report.total_s,
                     report.model_s,
                     report
