@@ -56,28 +56,7 @@ enum Command {
         out: PathBuf,
     },
     /// Train the model per a config.yaml (see training/config.yaml for every field).
-    Fit {
-        #[arg(long)]
-        config: PathBuf,
-        /// Continue from the run folder's last checkpoint and state.json.
-        #[arg(long)]
-        resume: bool,
-        /// Override the config's seed.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Train one model per seed (the ensemble), each in `<out>/seed<N>`.
-        #[arg(long, value_delimiter = ',', conflicts_with = "seed")]
-        seeds: Vec<u64>,
-        /// Override the number of epochs.
-        #[arg(long)]
-        epochs: Option<usize>,
-        /// Start from these smp / efficientnet_pytorch safetensors weights.
-        #[arg(long)]
-        init_weights: Option<PathBuf>,
-        /// Override compute.device: auto, cpu, cuda or cuda:N.
-        #[arg(long, value_parser = parse_device)]
-        device: Option<DeviceChoice>,
-    },
+    Fit(FitArgs),
     /// Export a checkpoint (safetensors of the variable store) as an ONNX model.
     Export(ExportArgs),
 }
@@ -212,18 +191,34 @@ fn parse_device(s: &str) -> Result<DeviceChoice, String> {
     s.parse()
 }
 
-/// `risk-train fit`'s arguments besides the config.
+#[derive(clap::Args)]
 struct FitArgs {
+    /// The run's config.yaml.
+    #[arg(long)]
+    config: PathBuf,
+    /// Continue from the run folder's last checkpoint and state.json.
+    #[arg(long)]
     resume: bool,
+    /// Override the config's seed.
+    #[arg(long)]
     seed: Option<u64>,
+    /// Train one model per seed (the ensemble), each in `<out>/seed<N>`.
+    #[arg(long, value_delimiter = ',', conflicts_with = "seed")]
     seeds: Vec<u64>,
+    /// Override the number of epochs.
+    #[arg(long)]
     epochs: Option<usize>,
+    /// Start from these smp / efficientnet_pytorch safetensors weights.
+    #[arg(long)]
     init_weights: Option<PathBuf>,
+    /// Override compute.device: auto, cpu, cuda or cuda:N.
+    #[arg(long, value_parser = parse_device)]
     device: Option<DeviceChoice>,
 }
 
-fn fit(config: PathBuf, args: FitArgs) -> anyhow::Result<()> {
+fn fit(args: FitArgs) -> anyhow::Result<()> {
     let FitArgs {
+        config,
         resume,
         seed,
         seeds,
@@ -314,24 +309,8 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Command::Fit {
-            config,
-            resume,
-            seed,
-            seeds,
-            epochs,
-            init_weights,
-            device,
-        } => {
-            let args = FitArgs {
-                resume,
-                seed,
-                seeds,
-                epochs,
-                init_weights,
-                device,
-            };
-            return match fit(config, args) {
+        Command::Fit(args) => {
+            return match fit(args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("risk-train: error: {e:#}");
