@@ -196,6 +196,9 @@ pub enum Precision {
     /// (float16 where safe), float32 weights and optimiser state, dynamic loss scaling
     /// (`optim::LossScaler`). On the CPU it falls back to fp32 and says so.
     Fp16,
+    /// Mixed precision with bfloat16 (float32's exponent range, so no loss scaling), on
+    /// CUDA or the CPU ([`crate::amp`]).
+    Bf16,
 }
 
 /// Where and how precisely to train (`compute:`).
@@ -205,7 +208,8 @@ pub struct ComputeConfig {
     /// `auto` (default: CUDA GPU 0 when libtorch's CUDA backend loads, else the CPU),
     /// `cpu`, `cuda` or `cuda:N`. `risk-train fit --device` overrides it.
     pub device: String,
-    /// `fp32` (default) or `fp16` (mixed precision, CUDA only).
+    /// `fp32` (default), `fp16` (mixed precision, CUDA only) or `bf16` (mixed precision,
+    /// CUDA or CPU).
     pub precision: Precision,
 }
 

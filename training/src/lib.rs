@@ -4,6 +4,7 @@
 //!   U-Net decoder, class and CORAL heads) with smp state-dict names, and weight import
 //!   from PyTorch safetensors checkpoints;
 //! - [`config`]: `config.yaml` (every SPEC.md training parameter, unknown keys rejected);
+//! - [`amp`]: mixed precision (autocast float16 on CUDA, bfloat16 on CUDA or the CPU);
 //! - [`device`]: CPU or CUDA (libtorch's CUDA backend loaded at start-up when present);
 //! - [`data`]: tiles, spatial-block split, augmentation, minority sampling (duplication +
 //!   SMOTE as imbalanced-learn draws it);
@@ -25,6 +26,7 @@
 //! The crate reuses `risk_inference` for raster I/O, metrics and (in tests) ONNX Runtime;
 //! never the other way round.
 
+pub mod amp;
 pub mod config;
 pub mod data;
 pub mod device;

@@ -21,9 +21,10 @@
 //! Memory: one batch of tiles plus, once, the class-1-rich tiles for SMOTE's neighbours.
 //!
 //! Device and precision: `compute.device` ([`crate::device`]; the log says which device
-//! runs and why). With `compute.precision: fp16` on CUDA, the forward pass and the loss run
-//! under libtorch's autocast and AdamW scales the loss ([`crate::optim::LossScaler`]);
-//! validation runs under autocast too. On the CPU, fp16 falls back to fp32 with a log line.
+//! runs and why). With `compute.precision: fp16` or `bf16` the forward pass, the loss and
+//! validation run under libtorch's autocast ([`crate::amp`]); with fp16 (CUDA only; on the
+//! CPU it falls back to fp32 with a log line) AdamW also scales the loss
+//! ([`crate::optim::LossScaler`]).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::{Device, Kind, TchError, Tensor};
 
+use crate::amp;
 use crate::config::{Precision, Schedule, TrainConfig};
 use crate::data::augment::augment;
 use crate::data::numpy_rng::RandomState;
@@ -371,12 +373,21 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
     let choice = cfg.device_choice().map_err(TrainError::Device)?;
     let (device, why) = crate::device::select(choice).map_err(TrainError::Device)?;
     log(format!("device: {why}"));
-    let amp = cfg.compute.precision == Precision::Fp16 && device.is_cuda();
-    if cfg.compute.precision == Precision::Fp16 && !amp {
-        log("precision fp16 needs a CUDA device: training in fp32".into());
-    } else if amp {
-        log("precision: mixed (autocast float16, dynamic loss scaling)".into());
-    }
+    let amp = match cfg.compute.precision {
+        Precision::Fp32 => None,
+        Precision::Fp16 if device.is_cuda() => {
+            log("precision: mixed (autocast float16, dynamic loss scaling)".into());
+            Some((device, Kind::Half))
+        }
+        Precision::Fp16 => {
+            log("precision fp16 needs a CUDA device: training in fp32".into());
+            None
+        }
+        Precision::Bf16 => {
+            log("precision: mixed (autocast bfloat16)".into());
+            Some((device, Kind::BFloat16))
+        }
+    };
     let data = Dataset::prepare(cfg, log)?;
     let mut vs = nn::VarStore::new(device);
     let model = RiskUNet::new(&vs.root(), &cfg.unet());
@@ -394,7 +405,7 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
         },
         cfg.optim.lr,
     );
-    if amp {
+    if matches!(amp, Some((_, Kind::Half))) {
         opt = opt.with_loss_scaling();
     }
     if resume && state_path.exists() {
@@ -453,9 +464,10 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
                 .map(|&s| data.read_sample(s))
                 .collect::<Result<Vec<_>, _>>()?;
             let (xs, ys) = batch(tiles, &data.norm, Some((&cfg.augment, &mut rng)), device)?;
-            let loss = tch::autocast(amp, || {
+            let loss = amp::autocast(amp, || {
                 risk_loss(&model.forward_t(&xs, true), &ys, &cfg.loss).total
-            });
+            })
+            .map_err(TrainError::Device)?;
             opt.backward_step(&loss);
             loss_sum += loss.double_value(&[]) * chunk.len() as f64;
             n += chunk.len();
@@ -463,7 +475,8 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
             bar.inc(1);
         }
         bar.set_message("validation");
-        let (val_loss, matrix) = tch::autocast(amp, || validate(&model, &data, cfg, device))?;
+        let (val_loss, matrix) =
+            amp::autocast(amp, || validate(&model, &data, cfg, device)).map_err(TrainError::Device)??;
         bar.finish_and_clear();
         let row = EpochLog {
             epoch: epoch + 1,

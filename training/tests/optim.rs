@@ -1,20 +1,13 @@
 //! The Rust AdamW of `risk_training::optim` against libtorch's own `torch::optim::AdamW`
 //! (what tch's `nn::AdamW` runs), and its state surviving a save / load round trip exactly.
 
+mod common;
+
 use approx::assert_abs_diff_eq;
+use common::rng_lock;
 use risk_training::optim::{AdamW, AdamWConfig, LossScaler};
-use std::sync::{Mutex, MutexGuard};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
-
-/// tch's RNG is global and the tests run on parallel threads: a test that seeds and then
-/// draws holds this lock for its whole body, so that another test's `manual_seed` cannot
-/// land between its two `store(1)` calls and give the "same" nets different weights.
-static TCH_RNG: Mutex<()> = Mutex::new(());
-
-fn rng_lock() -> MutexGuard<'static, ()> {
-    TCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A two-layer net and a fixed regression batch.
 fn net(vs: &nn::VarStore) -> nn::Sequential {

@@ -1,10 +1,12 @@
 //! config.yaml, tile grid, spatial split, and `train::fit` with `--resume` on the committed
 //! 256 x 256 uint16 fixture (B0 on 64 px tiles, 8 training tiles: seconds on a CPU).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use risk_inference::raster::Window;
-use risk_training::config::{EncoderName, Schedule, TrainConfig};
+use risk_training::config::{EncoderName, Precision, Schedule, TrainConfig};
 use risk_training::data::split::split;
 use risk_training::data::tiles::grid;
 use risk_training::train::{self, TrainState};
@@ -134,6 +136,7 @@ fn small_config(out: &Path, epochs: usize) -> TrainConfig {
 
 #[test]
 fn fit_writes_checkpoints_and_resume_continues() {
+    let _rng = common::rng_lock();
     tch::set_num_threads(2);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut lines = Vec::new();
@@ -215,4 +218,21 @@ fn fit_writes_checkpoints_and_resume_continues() {
     );
     let (r, u) = (&second.state.history[1], &uninterrupted.state.history[1]);
     assert!((r.val_loss - u.val_loss).abs() < 1e-4, "{r:?} vs {u:?}");
+}
+
+#[test]
+fn fit_in_bf16_on_the_cpu() {
+    let _rng = common::rng_lock();
+    tch::set_num_threads(2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = small_config(dir.path(), 1);
+    cfg.compute.precision = Precision::Bf16;
+    let mut lines = Vec::new();
+    let summary = train::fit(&cfg, false, &mut |l| lines.push(l)).expect("fit 1 epoch in bf16");
+    assert!(lines.iter().any(|l| l.contains("autocast bfloat16")), "{lines:?}");
+    let h = &summary.state.history[0];
+    assert!(h.train_loss.is_finite() && h.val_loss.is_finite(), "{h:?}");
+    // Weights stay float32 under mixed precision.
+    let weights = tch::Tensor::read_safetensors(dir.path().join("last.safetensors")).unwrap();
+    assert!(weights.iter().all(|(_, t)| t.kind() != tch::Kind::BFloat16));
 }

@@ -1,0 +1,154 @@
+//! Mixed precision: libtorch's autocast for a device type and a low-precision dtype, as
+//! `torch.autocast(device_type, dtype)` in Python.
+//!
+//! Inside [`autocast`], the ops that autocast lists (convolutions, matmuls) run in the
+//! chosen dtype, the numerically sensitive ones (softmax, log, losses, reductions) in
+//! float32; weights, gradients and optimiser state stay float32.
+//!
+//! | `compute.precision` | device | dtype | loss scaling |
+//! | --- | --- | --- | --- |
+//! | `fp16` | CUDA only | float16 | yes ([`crate::optim::LossScaler`]): float16 gradients underflow |
+//! | `bf16` | CUDA or CPU | bfloat16 | no: bfloat16 has float32's exponent range |
+//!
+//! tch 0.24 wraps only the old CUDA-only, float16-only switch (`tch::autocast`). The
+//! device-typed API of ATen (`at::autocast::set_autocast_enabled(DeviceType, bool)`,
+//! `set_autocast_dtype(DeviceType, ScalarType)`, both exported by `libtorch_cpu.so`) is
+//! therefore looked up by its C++ symbol name at first use. Their arguments are one-byte
+//! enums (`c10::DeviceType`, `c10::ScalarType`) and a bool, which the x86-64 and AArch64
+//! C++ ABIs pass exactly as C passes `i8` and `bool`. A libtorch without these symbols
+//! makes [`autocast`] fail with a message, not crash.
+
+use std::ffi::CStr;
+use std::sync::OnceLock;
+
+use tch::{Device, Kind};
+
+type SetEnabled = unsafe extern "C" fn(device_type: i8, enabled: bool);
+type IsEnabled = unsafe extern "C" fn(device_type: i8) -> bool;
+type SetDtype = unsafe extern "C" fn(device_type: i8, dtype: i8);
+type GetDtype = unsafe extern "C" fn(device_type: i8) -> i8;
+type Nesting = unsafe extern "C" fn() -> i64;
+type ClearCache = unsafe extern "C" fn();
+
+struct Api {
+    set_enabled: SetEnabled,
+    is_enabled: IsEnabled,
+    set_dtype: SetDtype,
+    get_dtype: GetDtype,
+    increment_nesting: Nesting,
+    decrement_nesting: Nesting,
+    clear_cache: ClearCache,
+}
+
+/// ATen's device-typed autocast functions, looked up once.
+fn api() -> Result<&'static Api, String> {
+    static API: OnceLock<Result<Api, String>> = OnceLock::new();
+    API.get_or_init(|| {
+        fn sym(name: &CStr) -> Result<*mut libc::c_void, String> {
+            // SAFETY: dlsym over the libraries already loaded (libtorch_cpu is linked).
+            let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+            if p.is_null() {
+                Err(format!(
+                    "this libtorch has no {} (needed for mixed precision)",
+                    name.to_string_lossy()
+                ))
+            } else {
+                Ok(p)
+            }
+        }
+        // SAFETY: the symbols are the ATen functions whose signatures the types above spell
+        // in C terms (module docs).
+        unsafe {
+            Ok(Api {
+                set_enabled: std::mem::transmute::<*mut libc::c_void, SetEnabled>(sym(
+                    c"_ZN2at8autocast20set_autocast_enabledEN3c1010DeviceTypeEb",
+                )?),
+                is_enabled: std::mem::transmute::<*mut libc::c_void, IsEnabled>(sym(
+                    c"_ZN2at8autocast19is_autocast_enabledEN3c1010DeviceTypeE",
+                )?),
+                set_dtype: std::mem::transmute::<*mut libc::c_void, SetDtype>(sym(
+                    c"_ZN2at8autocast18set_autocast_dtypeEN3c1010DeviceTypeENS1_10ScalarTypeE",
+                )?),
+                get_dtype: std::mem::transmute::<*mut libc::c_void, GetDtype>(sym(
+                    c"_ZN2at8autocast18get_autocast_dtypeEN3c1010DeviceTypeE",
+                )?),
+                increment_nesting: std::mem::transmute::<*mut libc::c_void, Nesting>(sym(
+                    c"_ZN2at8autocast17increment_nestingEv",
+                )?),
+                decrement_nesting: std::mem::transmute::<*mut libc::c_void, Nesting>(sym(
+                    c"_ZN2at8autocast17decrement_nestingEv",
+                )?),
+                clear_cache: std::mem::transmute::<*mut libc::c_void, ClearCache>(sym(
+                    c"_ZN2at8autocast11clear_cacheEv",
+                )?),
+            })
+        }
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// `c10::DeviceType` of a device (CPU 0, CUDA 1).
+fn device_type(device: Device) -> Result<i8, String> {
+    match device {
+        Device::Cpu => Ok(0),
+        Device::Cuda(_) => Ok(1),
+        other => Err(format!("autocast is not supported on {other:?}")),
+    }
+}
+
+/// `c10::ScalarType` of the low-precision kinds autocast takes.
+fn scalar_type(kind: Kind) -> Result<i8, String> {
+    match kind {
+        Kind::Half => Ok(5),
+        Kind::BFloat16 => Ok(15),
+        other => Err(format!("autocast dtype must be Half or BFloat16, not {other:?}")),
+    }
+}
+
+/// The dtype autocast uses on `device` now (float16 for CUDA, bfloat16 for the CPU unless set).
+pub fn dtype(device: Device) -> Result<Kind, String> {
+    let api = api()?;
+    // SAFETY: as in `api`.
+    match unsafe { (api.get_dtype)(device_type(device)?) } {
+        5 => Ok(Kind::Half),
+        15 => Ok(Kind::BFloat16),
+        6 => Ok(Kind::Float),
+        other => Err(format!("unexpected autocast dtype {other}")),
+    }
+}
+
+/// Runs `f` under autocast on `device`'s type with `kind` (Half or BFloat16) when `amp` is
+/// `Some((device, kind))`, plainly when `None`. The previous autocast state (enabled flag
+/// and dtype of that device type) is restored afterwards, also when `f` panics, and the
+/// cache of weights cast to the low dtype is cleared when the outermost autocast region
+/// ends, as in PyTorch.
+pub fn autocast<T>(amp: Option<(Device, Kind)>, f: impl FnOnce() -> T) -> Result<T, String> {
+    let Some((device, kind)) = amp else {
+        return Ok(f());
+    };
+    let (api, dt, st) = (api()?, device_type(device)?, scalar_type(kind)?);
+    // SAFETY: as in `api`; the calls only flip ATen's thread-local autocast state.
+    let (was_enabled, was_dtype) = unsafe { ((api.is_enabled)(dt), (api.get_dtype)(dt)) };
+    // SAFETY: as above.
+    unsafe {
+        (api.set_dtype)(dt, st);
+        (api.set_enabled)(dt, true);
+        (api.increment_nesting)();
+    }
+    struct Restore<'a>(&'a Api, i8, bool, i8);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            // SAFETY: as above.
+            unsafe {
+                if (self.0.decrement_nesting)() == 0 {
+                    (self.0.clear_cache)();
+                }
+                (self.0.set_enabled)(self.1, self.2);
+                (self.0.set_dtype)(self.1, self.3);
+            }
+        }
+    }
+    let _restore = Restore(api, dt, was_enabled, was_dtype);
+    Ok(f())
+}
