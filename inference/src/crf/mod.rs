@@ -46,15 +46,17 @@
 //! ids, about 11 bytes per pixel on natural images; noisier colours give more vertices).
 //! During the build the bilateral hash table adds about 8 bytes per pixel.
 //!
-//! `RISK_CRF=target/release/risk-crf bash bench/crf_vs_pydensecrf.sh`, 2 cores, load
-//! average 0.9 at the start, one run, side by side on the same scene:
+//! `RISK_CRF=target/release/risk-crf bash bench/crf_vs_pydensecrf.sh`, 2 cores, side by
+//! side on the same scene, two runs on different days:
 //!
 //! | 2048x2048 enhanced | wall | peak RSS | bytes/pixel |
 //! | --- | --- | --- | --- |
-//! | pydensecrf (1 thread) | 17.74 s (lattice 9.32 s, inference 6.63 s) | 1018 MiB | 255 |
-//! | risk-crf (2 threads) | 3.56 s (build 1.02 s, 8 iterations 1.86 s) | 239 MiB | **60** |
+//! | load 0.9: pydensecrf (1 thread) | 17.74 s (lattice 9.32 s, inference 6.63 s) | 1018 MiB | 255 |
+//! | load 0.9: risk-crf (2 threads) | 3.56 s (build 1.02 s, 8 iterations 1.86 s) | 239 MiB | **60** |
+//! | load 1.4: pydensecrf (1 thread) | 8.97 s (lattice 2.50 s, inference 5.64 s) | 1024 MiB | 256 |
+//! | load 1.4: risk-crf (2 threads) | 2.03 s (build 0.52 s, 8 iterations 1.06 s; read 0.09 s, write 0.06 s) | 239 MiB | **60** |
 //!
-//! **5.0x faster than pydensecrf, not the 10x target**; label agreement 1.000000, max
+//! **5.0x and 4.4x faster than pydensecrf, not the 10x target**; label agreement 1.000000, max
 //! |Q diff| 9.8e-7. pydensecrf's own time varies a lot on this shared machine (11.5 to
 //! 17.7 s in four runs within the hour; the ratio from 4.1x to 5.0x). A figure that does
 //! not depend on the load: `valgrind --tool=callgrind` at 512x512 enhanced with one
