@@ -47,7 +47,7 @@
 //! During the build the bilateral hash table adds about 8 bytes per pixel.
 //!
 //! `RISK_CRF=target/release/risk-crf bash bench/crf_vs_pydensecrf.sh`, 2 cores, side by
-//! side on the same scene, two runs on different days:
+//! side on the same scene, three runs on different days:
 //!
 //! | 2048x2048 enhanced | wall | peak RSS | bytes/pixel |
 //! | --- | --- | --- | --- |
@@ -55,8 +55,14 @@
 //! | load 0.9: risk-crf (2 threads) | 3.56 s (build 1.02 s, 8 iterations 1.86 s) | 239 MiB | **60** |
 //! | load 1.4: pydensecrf (1 thread) | 8.97 s (lattice 2.50 s, inference 5.64 s) | 1024 MiB | 256 |
 //! | load 1.4: risk-crf (2 threads) | 2.03 s (build 0.52 s, 8 iterations 1.06 s; read 0.09 s, write 0.06 s) | 239 MiB | **60** |
+//! | load 0.8: pydensecrf (1 thread) | 8.56 s (lattice 2.06 s, inference 5.62 s) | 1018 MiB | 255 |
+//! | load 0.8: risk-crf (2 threads), chunked input checks | 1.81 s (build 0.61 s, 8 iterations 0.99 s; read 0.06 s, write 0.10 s) | 239 MiB | **60** |
 //!
-//! **5.0x and 4.4x faster than pydensecrf, not the 10x target**; label agreement 1.000000, max
+//! The last run is after the finiteness check and the argmax scan over the whole buffer
+//! went from one rayon item per value to chunks (`perf` had them at 14% and 5% of a
+//! one-thread run: rayon's per-item machinery, not the comparisons).
+//!
+//! **5.0x, 4.4x and 4.7x faster than pydensecrf, not the 10x target**; label agreement 1.000000, max
 //! |Q diff| 9.8e-7. pydensecrf's own time varies a lot on this shared machine (11.5 to
 //! 17.7 s in four runs within the hour; the ratio from 4.1x to 5.0x). A figure that does
 //! not depend on the load: `valgrind --tool=callgrind` at 512x512 enhanced with one
@@ -294,22 +300,31 @@ pub fn dense_crf_in_place(
 pub fn labels_from_q(q: &[f32], n: usize) -> Vec<u8> {
     let (q0, rest) = q.split_at(n);
     let (q1, q2) = rest.split_at(n);
-    (0..n)
-        .into_par_iter()
-        .map(|i| {
-            let mut l = 0u8;
-            let mut best = q0[i];
-            if q1[i] > best {
-                l = 1;
-                best = q1[i];
+    let mut labels = vec![0u8; n];
+    // Chunks, not one rayon item per pixel: per-item collection cost more than the argmax.
+    labels
+        .par_chunks_mut(SCAN_CHUNK)
+        .enumerate()
+        .for_each(|(c, out)| {
+            let s = c * SCAN_CHUNK;
+            let e = s + out.len();
+            for (((l, &a), &b), &d) in out.iter_mut().zip(&q0[s..e]).zip(&q1[s..e]).zip(&q2[s..e]) {
+                let (mut label, mut best) = (0u8, a);
+                if b > best {
+                    (label, best) = (1, b);
+                }
+                if d > best {
+                    label = 2;
+                }
+                *l = label;
             }
-            if q2[i] > best {
-                l = 2;
-            }
-            l
-        })
-        .collect()
+        });
+    labels
 }
+
+/// Elements per parallel work item of the whole-buffer scans ([`labels_from_q`],
+/// `check_finite`).
+const SCAN_CHUNK: usize = 1 << 15;
 
 /// Share of each class (0 Low, 1 Medium, 2 High) among `labels`; other values (nodata)
 /// are not counted. The CRF's Potts terms shrink small Medium zones: log these before and
@@ -347,19 +362,26 @@ fn check_len(
 
 fn check_finite(what: &'static str, buf: &[f32], width: usize, height: usize) -> Result<(), CrfError> {
     let n = width * height;
-    match buf.par_iter().position_first(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(i) => {
-            let (class, p) = (i / n.max(1), i % n.max(1));
-            Err(CrfError::NotFinite {
-                what,
-                x: p % width.max(1),
-                y: p / width.max(1),
-                class,
-                value: buf[i],
-            })
-        }
-    }
+    // A value is not finite when its exponent bits are all ones: the largest masked bit
+    // pattern of a chunk says it without a branch per value (the loop vectorises).
+    let bad = |c: &[f32]| c.iter().map(|v| v.to_bits() & 0x7fff_ffff).max().unwrap_or(0) >= 0x7f80_0000;
+    let Some(chunk) = buf.par_chunks(SCAN_CHUNK).position_first(bad) else {
+        return Ok(());
+    };
+    let start = chunk * SCAN_CHUNK;
+    let i = start
+        + buf[start..]
+            .iter()
+            .position(|v| !v.is_finite())
+            .expect("the chunk holds a non-finite value");
+    let (class, p) = (i / n.max(1), i % n.max(1));
+    Err(CrfError::NotFinite {
+        what,
+        x: p % width.max(1),
+        y: p / width.max(1),
+        class,
+        value: buf[i],
+    })
 }
 
 /// One pairwise term: lattice and Potts weight. The `NORMALIZE_SYMMETRIC` factors
@@ -875,5 +897,72 @@ impl BandStretch {
             }
         });
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_non_finite_value_is_named_by_pixel_and_class() {
+        // 300 x 200 pixels, 180,000 values: several scan chunks.
+        let (w, h) = (300, 200);
+        let n = w * h;
+        for (class, x, y, v) in [
+            (0, 0, 0, f32::NAN),
+            (1, 5, 2, f32::INFINITY),
+            (2, 299, 199, f32::NEG_INFINITY),
+            (2, 17, 150, f32::NAN),
+        ] {
+            let mut buf = vec![0.5f32; 3 * n];
+            buf[class * n + y * w + x] = v;
+            // A later bad value (last pixel of the last class) is not the one reported.
+            if (class, x, y) != (2, 299, 199) {
+                buf[3 * n - 1] = f32::NAN;
+            }
+            match unary_from_probs_in_place(&mut buf, w, h) {
+                Err(CrfError::NotFinite {
+                    what,
+                    x: ex,
+                    y: ey,
+                    class: ec,
+                    value,
+                }) => {
+                    assert_eq!((what, ex, ey, ec), ("probabilities", x, y, class));
+                    assert_eq!(value.to_bits(), v.to_bits());
+                }
+                other => panic!("expected NotFinite at ({x}, {y}) class {class}, got {other:?}"),
+            }
+        }
+        // Extremes that are finite pass.
+        let mut ok = vec![f32::MAX; 3 * n];
+        ok[1] = f32::MIN;
+        ok[2] = -0.0;
+        ok[3] = f32::from_bits(1); // smallest subnormal
+        assert!(check_finite("x", &ok, w, h).is_ok());
+    }
+
+    #[test]
+    fn labels_take_the_first_largest_class() {
+        // More pixels than one scan chunk; five patterns, ties resolved to the first class
+        // as numpy.argmax does.
+        let n = 3 * SCAN_CHUNK / 2 + 7;
+        let pattern = [
+            ([0.2, 0.5, 0.3], 1u8),
+            ([0.4, 0.4, 0.2], 0),
+            ([0.1, 0.45, 0.45], 1),
+            ([0.3, 0.3, 0.4], 2),
+            ([0.6, 0.2, 0.2], 0),
+        ];
+        let mut q = vec![0f32; 3 * n];
+        for i in 0..n {
+            for c in 0..3 {
+                q[c * n + i] = pattern[i % 5].0[c];
+            }
+        }
+        let labels = labels_from_q(&q, n);
+        assert_eq!(labels.len(), n);
+        assert!(labels.iter().enumerate().all(|(i, &l)| l == pattern[i % 5].1));
     }
 }
