@@ -28,7 +28,9 @@ fail() {
 if ! "$venv/bin/python" -c "import kubernetes_validate, yaml" 2>/dev/null ||
     ! "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$validator_version"; then
     say "installing kubernetes-validate $validator_version into $venv"
-    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    # From scratch: a venv copied or moved from another path has scripts whose #! lines
+    # point at the old one, and only a new venv mends that.
+    python3 -m venv --clear "$venv"
     "$venv/bin/pip" install -q "kubernetes-validate==$validator_version"
 fi
 
