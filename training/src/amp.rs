@@ -44,48 +44,41 @@ struct Api {
 fn api() -> Result<&'static Api, String> {
     static API: OnceLock<Result<Api, String>> = OnceLock::new();
     API.get_or_init(|| {
-        fn sym(name: &CStr) -> Result<*mut libc::c_void, String> {
-            // SAFETY: dlsym over the libraries already loaded (libtorch_cpu is linked).
-            let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-            if p.is_null() {
-                Err(format!(
-                    "this libtorch has no {} (needed for mixed precision)",
-                    name.to_string_lossy()
-                ))
-            } else {
-                Ok(p)
-            }
-        }
         // SAFETY: the symbols are the ATen functions whose signatures the types above spell
-        // in C terms (module docs).
+        // in C terms (module docs); `sym` gives each the type of its field.
         unsafe {
             Ok(Api {
-                set_enabled: std::mem::transmute::<*mut libc::c_void, SetEnabled>(sym(
-                    c"_ZN2at8autocast20set_autocast_enabledEN3c1010DeviceTypeEb",
-                )?),
-                is_enabled: std::mem::transmute::<*mut libc::c_void, IsEnabled>(sym(
-                    c"_ZN2at8autocast19is_autocast_enabledEN3c1010DeviceTypeE",
-                )?),
-                set_dtype: std::mem::transmute::<*mut libc::c_void, SetDtype>(sym(
-                    c"_ZN2at8autocast18set_autocast_dtypeEN3c1010DeviceTypeENS1_10ScalarTypeE",
-                )?),
-                get_dtype: std::mem::transmute::<*mut libc::c_void, GetDtype>(sym(
-                    c"_ZN2at8autocast18get_autocast_dtypeEN3c1010DeviceTypeE",
-                )?),
-                increment_nesting: std::mem::transmute::<*mut libc::c_void, Nesting>(sym(
-                    c"_ZN2at8autocast17increment_nestingEv",
-                )?),
-                decrement_nesting: std::mem::transmute::<*mut libc::c_void, Nesting>(sym(
-                    c"_ZN2at8autocast17decrement_nestingEv",
-                )?),
-                clear_cache: std::mem::transmute::<*mut libc::c_void, ClearCache>(sym(
-                    c"_ZN2at8autocast11clear_cacheEv",
-                )?),
+                set_enabled: sym(c"_ZN2at8autocast20set_autocast_enabledEN3c1010DeviceTypeEb")?,
+                is_enabled: sym(c"_ZN2at8autocast19is_autocast_enabledEN3c1010DeviceTypeE")?,
+                set_dtype: sym(c"_ZN2at8autocast18set_autocast_dtypeEN3c1010DeviceTypeENS1_10ScalarTypeE")?,
+                get_dtype: sym(c"_ZN2at8autocast18get_autocast_dtypeEN3c1010DeviceTypeE")?,
+                increment_nesting: sym(c"_ZN2at8autocast17increment_nestingEv")?,
+                decrement_nesting: sym(c"_ZN2at8autocast17decrement_nestingEv")?,
+                clear_cache: sym(c"_ZN2at8autocast11clear_cacheEv")?,
             })
         }
     })
     .as_ref()
     .map_err(Clone::clone)
+}
+
+/// The function `name` among the loaded libraries (libtorch_cpu is linked), as the
+/// function pointer type `F`.
+///
+/// # Safety
+/// `F` must be an `extern "C"` function pointer type matching the symbol's signature.
+unsafe fn sym<F: Copy>(name: &CStr) -> Result<F, String> {
+    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<*mut libc::c_void>());
+    // SAFETY: dlsym with a valid C string.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    if p.is_null() {
+        return Err(format!(
+            "this libtorch has no {} (needed for mixed precision)",
+            name.to_string_lossy()
+        ));
+    }
+    // SAFETY: a non-null function address read as the pointer type the caller vouches for.
+    Ok(unsafe { std::mem::transmute_copy::<*mut libc::c_void, F>(&p) })
 }
 
 /// `c10::DeviceType` of a device (CPU 0, CUDA 1).
@@ -97,11 +90,16 @@ fn device_type(device: Device) -> Result<i8, String> {
     }
 }
 
+/// `c10::ScalarType` codes of the kinds autocast uses.
+const SCALAR_HALF: i8 = 5;
+const SCALAR_FLOAT: i8 = 6;
+const SCALAR_BFLOAT16: i8 = 15;
+
 /// `c10::ScalarType` of the low-precision kinds autocast takes.
 fn scalar_type(kind: Kind) -> Result<i8, String> {
     match kind {
-        Kind::Half => Ok(5),
-        Kind::BFloat16 => Ok(15),
+        Kind::Half => Ok(SCALAR_HALF),
+        Kind::BFloat16 => Ok(SCALAR_BFLOAT16),
         other => Err(format!("autocast dtype must be Half or BFloat16, not {other:?}")),
     }
 }
@@ -111,9 +109,9 @@ pub fn dtype(device: Device) -> Result<Kind, String> {
     let api = api()?;
     // SAFETY: as in `api`.
     match unsafe { (api.get_dtype)(device_type(device)?) } {
-        5 => Ok(Kind::Half),
-        15 => Ok(Kind::BFloat16),
-        6 => Ok(Kind::Float),
+        SCALAR_HALF => Ok(Kind::Half),
+        SCALAR_BFLOAT16 => Ok(Kind::BFloat16),
+        SCALAR_FLOAT => Ok(Kind::Float),
         other => Err(format!("unexpected autocast dtype {other}")),
     }
 }
