@@ -168,15 +168,17 @@ impl AdamW {
         };
         (loss * scaler.scale).backward();
         let finite = tch::no_grad(|| {
-            let mut finite = true;
+            // One flag tensor per gradient, read back once: a read per parameter would wait
+            // on the GPU a few hundred times per step.
+            let mut flags = Vec::with_capacity(self.slots.len());
             for s in &mut self.slots {
                 let mut grad = s.param.grad();
                 if grad.defined() {
                     let _ = grad.g_mul_scalar_(1.0 / scaler.scale);
-                    finite &= bool::try_from(grad.isfinite().all()).unwrap_or(false);
+                    flags.push(grad.isfinite().all());
                 }
             }
-            finite
+            flags.is_empty() || bool::try_from(Tensor::stack(&flags, 0).all()).unwrap_or(false)
         });
         scaler.update(finite);
         self.scaler = Some(scaler);
