@@ -277,24 +277,21 @@ impl Model {
         let binding_memory = match options.io_binding {
             IoBindingMode::Off => None,
             IoBindingMode::Auto if !gpu => None,
-            _ => Some(
-                if gpu {
-                    MemoryInfo::new(
+            _ => {
+                let (device, id, memory) = if gpu {
+                    (
                         AllocationDevice::CUDA_PINNED,
                         options.device_id,
-                        AllocatorType::Device,
                         MemoryType::CPUInput,
                     )
                 } else {
-                    MemoryInfo::new(
-                        AllocationDevice::CPU,
-                        0,
-                        AllocatorType::Device,
-                        MemoryType::Default,
-                    )
-                }
-                .map_err(|e| invalid(e.to_string()))?,
-            ),
+                    (AllocationDevice::CPU, 0, MemoryType::Default)
+                };
+                Some(
+                    MemoryInfo::new(device, id, AllocatorType::Device, memory)
+                        .map_err(|e| invalid(e.to_string()))?,
+                )
+            }
         };
         Ok(Self {
             path,
