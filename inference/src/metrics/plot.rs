@@ -270,6 +270,17 @@ fn enlarge(img: &RgbImage, k: u32) -> RgbImage {
     })
 }
 
+/// A blank figure with the title (scale 2) and the subtitle (scale 1) at the top left, each
+/// cut to the width between the margins.
+fn titled_canvas(width: u32, height: u32, title: &str, subtitle: &str) -> RgbImage {
+    let mut img = RgbImage::from_pixel(width, height, BACKGROUND);
+    let room = width - 2 * MARGIN;
+    let at = MARGIN as i64;
+    draw_text(&mut img, at, at, &fit(title, 2, room), 2, INK);
+    draw_text(&mut img, at, at + 24, &fit(subtitle, 1, room), 1, INK);
+    img
+}
+
 /// A legend entry: swatch then label; returns the x after it.
 fn legend_entry(img: &mut RgbImage, x: i64, y: i64, colour: Rgb<u8>, label: &str) -> i64 {
     fill_rect(img, x, y, 16, 16, colour);
@@ -317,24 +328,8 @@ pub fn render_quicklook(q: &Quicklook, title: &str, subtitle: &str) -> RgbImage 
         .max(2 * MARGIN + text_width(title, 2).min(1400));
     let top = MARGIN + 16 + 8 + 8 + 16 + 16 + 8;
     let height = top + ph + 16 + 16 + 12 + 16 + 12 + 8 + MARGIN;
-    let mut img = RgbImage::from_pixel(width, height, BACKGROUND);
+    let mut img = titled_canvas(width, height, title, subtitle);
     let text_room = width - 2 * MARGIN;
-    draw_text(
-        &mut img,
-        MARGIN as i64,
-        MARGIN as i64,
-        &fit(title, 2, text_room),
-        2,
-        INK,
-    );
-    draw_text(
-        &mut img,
-        MARGIN as i64,
-        (MARGIN + 24) as i64,
-        &fit(subtitle, 1, text_room),
-        1,
-        INK,
-    );
     let header_y = (MARGIN + 40) as i64;
     for (i, (panel, header)) in panels.iter().zip(QUICKLOOK_HEADERS).enumerate() {
         let x = (MARGIN + i as u32 * (pw + gap)) as i64;
@@ -444,24 +439,8 @@ pub fn render_confusion(matrix: &ConfusionMatrix, title: &str, subtitle: &str) -
         .max(2 * MARGIN + text_width(title, 2).min(1200));
     let below_y = grid_y + grid_w + 12;
     let height = below_y + 76 + 16 + MARGIN;
-    let mut img = RgbImage::from_pixel(width, height, BACKGROUND);
+    let mut img = titled_canvas(width, height, title, subtitle);
     let text_room = width - 2 * MARGIN;
-    draw_text(
-        &mut img,
-        MARGIN as i64,
-        MARGIN as i64,
-        &fit(title, 2, text_room),
-        2,
-        INK,
-    );
-    draw_text(
-        &mut img,
-        MARGIN as i64,
-        (MARGIN + 24) as i64,
-        &fit(subtitle, 1, text_room),
-        1,
-        INK,
-    );
 
     // Axis titles: "Prediction" over the columns, "Truth" down the left side.
     let pred_title = "Prediction";

@@ -297,6 +297,17 @@ fn target_cell(row: &Row) -> String {
     }
 }
 
+/// The cells of one row in table order: metric, value, baseline, delta, SPEC target.
+fn row_cells(r: &Row) -> [String; 5] {
+    [
+        r.metric.label(),
+        cell(r.value),
+        cell(r.baseline),
+        delta_cell(r.delta),
+        target_cell(r),
+    ]
+}
+
 /// The rows as a plain-text table for the terminal.
 pub fn text_table(rows: &[Row]) -> String {
     let mut out = String::new();
@@ -306,15 +317,8 @@ pub fn text_table(rows: &[Row]) -> String {
         "metric", "value", "baseline", "delta"
     );
     for r in rows {
-        let _ = writeln!(
-            out,
-            "{:<30} {:>9} {:>9} {:>9}  {}",
-            r.metric.label(),
-            cell(r.value),
-            cell(r.baseline),
-            delta_cell(r.delta),
-            target_cell(r)
-        );
+        let [metric, value, baseline, delta, target] = row_cells(r);
+        let _ = writeln!(out, "{metric:<30} {value:>9} {baseline:>9} {delta:>9}  {target}");
     }
     let (met, of) = targets_met(rows);
     let _ = writeln!(out, "SPEC targets met: {met} of {of}");
@@ -353,15 +357,7 @@ pub fn markdown(current: &MetricsFile, baseline_path: Option<&str>, rows: &[Row]
     let _ = writeln!(md, "| metric | value | baseline | delta | SPEC target |");
     let _ = writeln!(md, "|---|---:|---:|---:|---|");
     for r in rows {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} |",
-            r.metric.label(),
-            cell(r.value),
-            cell(r.baseline),
-            delta_cell(r.delta),
-            target_cell(r)
-        );
+        let _ = writeln!(md, "| {} |", row_cells(r).join(" | "));
     }
     let _ = writeln!(
         md,
