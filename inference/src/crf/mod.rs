@@ -47,7 +47,7 @@
 //! During the build the bilateral hash table adds about 8 bytes per pixel.
 //!
 //! `RISK_CRF=target/release/risk-crf bash bench/crf_vs_pydensecrf.sh`, 2 cores, side by
-//! side on the same scene, three runs on different days:
+//! side on the same scene, four runs on different days:
 //!
 //! | 2048x2048 enhanced | wall | peak RSS | bytes/pixel |
 //! | --- | --- | --- | --- |
@@ -57,12 +57,14 @@
 //! | load 1.4: risk-crf (2 threads) | 2.03 s (build 0.52 s, 8 iterations 1.06 s; read 0.09 s, write 0.06 s) | 239 MiB | **60** |
 //! | load 0.8: pydensecrf (1 thread) | 8.56 s (lattice 2.06 s, inference 5.62 s) | 1018 MiB | 255 |
 //! | load 0.8: risk-crf (2 threads), chunked input checks | 1.81 s (build 0.61 s, 8 iterations 0.99 s; read 0.06 s, write 0.10 s) | 239 MiB | **60** |
+//! | load 1.3: pydensecrf (1 thread) | 12.53 s (lattice 3.81 s, inference 7.70 s) | 1024 MiB | 256 |
+//! | load 1.3: risk-crf (2 threads), chunked input checks | 2.52 s (build 0.80 s, 8 iterations 1.48 s) | 239 MiB | **60** |
 //!
-//! The last run is after the finiteness check and the argmax scan over the whole buffer
+//! The last two runs are after the finiteness check and the argmax scan over the whole buffer
 //! went from one rayon item per value to chunks (`perf` had them at 14% and 5% of a
 //! one-thread run: rayon's per-item machinery, not the comparisons).
 //!
-//! **5.0x, 4.4x and 4.7x faster than pydensecrf, not the 10x target**; label agreement 1.000000, max
+//! **5.0x, 4.4x, 4.7x and 5.0x faster than pydensecrf, not the 10x target**; label agreement 1.000000, max
 //! |Q diff| 9.8e-7. pydensecrf's own time varies a lot on this shared machine (11.5 to
 //! 17.7 s in four runs within the hour; the ratio from 4.1x to 5.0x). A figure that does
 //! not depend on the load: `valgrind --tool=callgrind` at 512x512 enhanced with one
@@ -78,10 +80,10 @@
 //! 64-bytes-per-pixel budget; the 6 ids do not compress (3.2 M distinct simplices among
 //! 4.2 M pixels here).
 //!
-//! 8192x8192 enhanced, one tile (`--tile 8192`, the default): 69.3 s wall (CRF 65.6 s),
-//! peak RSS 3597 MiB, **56 bytes per pixel**: an 8192 tile fits in 4 GiB. In 4096 tiles
-//! (9 tiles with their halos): 71.9 s, peak RSS 2159 MiB (the 8192x8192 inputs plus one
-//! tile).
+//! 8192x8192 enhanced, one tile (`--tile 8192`, the default): 53.5 s wall (CRF 50.4 s),
+//! peak RSS 3588 MiB, **56 bytes per pixel**: an 8192 tile fits in 4 GiB. In 4096 tiles
+//! (9 tiles with their halos): 55.8 s, peak RSS 2156 MiB (the 8192x8192 inputs plus one
+//! tile). (An earlier run at higher load: 69.3 s / 3597 MiB and 71.9 s / 2159 MiB.)
 
 pub mod grid;
 pub mod lattice;
