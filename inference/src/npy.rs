@@ -4,16 +4,19 @@
 //!
 //! Only what `numpy.save` writes for contiguous arrays is accepted; Fortran-order or
 //! big-endian files are reported as [`NpyError::Unsupported`] instead of being misread.
+//! Files are written under a temporary name beside the target and renamed into place.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// What can go wrong reading or writing a `.npy` file; every variant names the file.
+/// Each message is whole (the I/O error's text is in it, not behind `source()`), so
+/// that a `{:#}` chain prints it once.
 #[derive(Debug, thiserror::Error)]
 pub enum NpyError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{path}: not a .npy file ({reason})")]
     Format { path: PathBuf, reason: String },
     #[error("{path}: unsupported array: {reason}")]
@@ -70,9 +73,9 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 /// Reads a whole `.npy` file of element type `T`.
 pub fn read_npy<T: NpyElement>(path: impl AsRef<Path>) -> Result<NpyArray<T>, NpyError> {
     let path = path.as_ref();
-    let io = |source| NpyError::Io {
+    let io = |err| NpyError::Io {
         path: path.to_owned(),
-        source,
+        err,
     };
     let format = |reason: &str| NpyError::Format {
         path: path.to_owned(),
@@ -156,24 +159,35 @@ pub fn write_npy<T: NpyElement>(path: impl AsRef<Path>, shape: &[usize], data: &
     let total = MAGIC.len() + 2 + 2 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
-    let io = |source| NpyError::Io {
+    let io = |err| NpyError::Io {
         path: path.to_owned(),
-        source,
+        err,
     };
-    let mut w = BufWriter::new(File::create(path).map_err(io)?);
-    w.write_all(MAGIC).map_err(io)?;
-    w.write_all(&[1, 0]).map_err(io)?;
-    w.write_all(&(header.len() as u16).to_le_bytes()).map_err(io)?;
-    w.write_all(header.as_bytes()).map_err(io)?;
-    let mut buf = Vec::with_capacity(1 << 16);
-    for chunk in data.chunks(1 << 14) {
-        buf.clear();
-        for &v in chunk {
-            v.write_le(&mut buf);
+    // Written beside `path` under a temporary name and renamed into place, so that a
+    // failure never leaves a half-written file under the final name.
+    let part = crate::raster::temp_path_for(path, "npy");
+    let written = (|| {
+        let mut w = BufWriter::new(File::create(&part)?);
+        w.write_all(MAGIC)?;
+        w.write_all(&[1, 0])?;
+        w.write_all(&(header.len() as u16).to_le_bytes())?;
+        w.write_all(header.as_bytes())?;
+        let mut buf = Vec::with_capacity(1 << 16);
+        for chunk in data.chunks(1 << 14) {
+            buf.clear();
+            for &v in chunk {
+                v.write_le(&mut buf);
+            }
+            w.write_all(&buf)?;
         }
-        w.write_all(&buf).map_err(io)?;
+        w.flush()?;
+        drop(w);
+        std::fs::rename(&part, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&part);
     }
-    w.flush().map_err(io)
+    written.map_err(io)
 }
 
 /// The text after `'key':` in a numpy header dict, up to the next top-level comma.
@@ -222,5 +236,22 @@ mod tests {
         assert_eq!(back.shape, vec![2, 3, 4]);
         assert_eq!(back.data, data);
         assert!(matches!(read_npy::<u8>(&p), Err(NpyError::Dtype { .. })));
+        // Renamed into place: no temporary file is left beside it.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["a.npy"]);
+    }
+
+    #[test]
+    fn a_failed_write_names_the_file_once_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("no_such_dir/a.npy");
+        let e = write_npy(&p, &[2], &[1u8, 2]).unwrap_err();
+        let line = format!("{:#}", anyhow::Error::from(e));
+        assert!(line.starts_with(&p.display().to_string()), "{line}");
+        assert_eq!(line.matches("No such file or directory").count(), 1, "{line}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
