@@ -13,8 +13,8 @@ use crate::model::UNetConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot read config {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
     #[error("config {path}: {msg}")]
     Parse { path: PathBuf, msg: String },
     #[error("config {path}: {msg}")]
@@ -258,9 +258,9 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Reads and checks a YAML file; relative paths in it are resolved against its folder.
     pub fn from_yaml(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            err,
         })?;
         let mut cfg = Self::from_yaml_str(&text).map_err(|msg| ConfigError::Parse {
             path: path.to_path_buf(),

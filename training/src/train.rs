@@ -50,6 +50,8 @@ use crate::model::{ImportReport, RiskUNet, WeightError, import_safetensors};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::synth::ClassCounts;
 
+/// What can stop training. Each message is whole: the wrapped error's text is in it,
+/// not also behind `source()`, so that a `{:#}` chain prints it once.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]
@@ -57,21 +59,33 @@ pub enum TrainError {
     #[error(transparent)]
     Weights(#[from] WeightError),
     #[error("libtorch: {0}")]
-    Torch(#[from] TchError),
+    Torch(TchError),
     #[error("validation metrics: {0}")]
-    Metrics(#[from] MetricsError),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Metrics(MetricsError),
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{0}")]
     Data(String),
     #[error("{0}")]
     Device(String),
 }
 
+impl From<TchError> for TrainError {
+    fn from(e: TchError) -> Self {
+        Self::Torch(e)
+    }
+}
+
+impl From<MetricsError> for TrainError {
+    fn from(e: MetricsError) -> Self {
+        Self::Metrics(e)
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |source| TrainError::Io {
+    move |err| TrainError::Io {
         path: path.to_path_buf(),
-        source,
+        err,
     }
 }
 
@@ -318,12 +332,6 @@ fn validate(
     Ok((loss_sum / n.max(1) as f64, matrix))
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let part = path.with_extension("part");
-    std::fs::write(&part, bytes).map_err(io_err(&part))?;
-    std::fs::rename(&part, path).map_err(io_err(path))
-}
-
 /// The optimiser state file beside a checkpoint: `last.safetensors` -> `last.optim.safetensors`.
 pub fn optim_path(checkpoint: &Path) -> PathBuf {
     checkpoint.with_extension("optim.safetensors")
@@ -537,7 +545,7 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
         ));
         state.history.push(row);
         let json = serde_json::to_vec_pretty(&state).map_err(|e| TrainError::Data(e.to_string()))?;
-        write_atomic(&state_path, &json)?;
+        crate::write_atomic(&state_path, &json).map_err(io_err(&state_path))?;
     }
     if state.stopped_early {
         log(format!(

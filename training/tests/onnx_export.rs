@@ -225,3 +225,22 @@ fn cli_export_random_init_loads() {
     assert!(model.info().fp16);
     assert!(model.info().version.as_deref().unwrap().contains("random init"));
 }
+
+/// An export that cannot be written: one error line naming the file, the OS reason once,
+/// and no temporary file left behind.
+#[test]
+fn cli_export_to_a_missing_folder_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("missing/model.onnx");
+    let o = Command::new(env!("CARGO_BIN_EXE_risk-train"))
+        .args(["export", "--random-init", "--encoder", "b0", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(!o.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&out.display().to_string()), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

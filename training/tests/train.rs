@@ -47,6 +47,14 @@ fn shipped_config_holds_spec_defaults() {
 }
 
 #[test]
+fn a_missing_config_is_one_message_naming_the_file() {
+    let p = Path::new("/nonexistent/config.yaml");
+    let line = format!("{:#}", anyhow::Error::from(TrainConfig::from_yaml(p).unwrap_err()));
+    assert!(line.starts_with("cannot read config /nonexistent/config.yaml: "), "{line}");
+    assert_eq!(line.matches("No such file or directory").count(), 1, "{line}");
+}
+
+#[test]
 fn unknown_or_invalid_keys_are_errors() {
     let err = TrainConfig::from_yaml_str("optim:\n  learning_rate: 0.1\n").unwrap_err();
     assert!(err.contains("unknown field `learning_rate`"), "{err}");

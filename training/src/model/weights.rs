@@ -86,17 +86,17 @@ impl fmt::Display for Mismatch {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WeightError {
-    #[error("cannot read weights from {path}: {source}")]
-    Read { path: PathBuf, source: TchError },
+    #[error("cannot read weights from {path}: {err}")]
+    Read { path: PathBuf, err: TchError },
     #[error(
         "weights from {source_name} do not fit the model ({mismatch}); check the encoder (b0/b4), the decoder channels and the input bands"
     )]
     Mismatch { source_name: String, mismatch: Mismatch },
-    #[error("cannot copy {name} from {source_name}: {source}")]
+    #[error("cannot copy {name} from {source_name}: {err}")]
     Copy {
         source_name: String,
         name: String,
-        source: TchError,
+        err: TchError,
     },
 }
 
@@ -113,9 +113,9 @@ pub struct ImportReport {
 
 /// Reads `path` (safetensors) and imports it into `vs`; see the module docs.
 pub fn import_safetensors(vs: &nn::VarStore, path: &Path) -> Result<ImportReport, WeightError> {
-    let tensors = Tensor::read_safetensors(path).map_err(|source| WeightError::Read {
+    let tensors = Tensor::read_safetensors(path).map_err(|err| WeightError::Read {
         path: path.to_path_buf(),
-        source,
+        err,
     })?;
     import_tensors(vs, tensors, &path.display().to_string())
 }
@@ -179,10 +179,10 @@ pub fn import_tensors(
     tch::no_grad(|| {
         for (name, mut var, src) in matched {
             let src = src.to_kind(var.kind()).to_device(var.device());
-            var.f_copy_(&src).map_err(|source| WeightError::Copy {
+            var.f_copy_(&src).map_err(|err| WeightError::Copy {
                 source_name: source_name.to_string(),
                 name,
-                source,
+                err,
             })?;
             report.loaded += 1;
         }

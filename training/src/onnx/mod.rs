@@ -39,12 +39,8 @@ pub enum OnnxError {
     MissingVariable(String),
     #[error("tensor conversion: {0}")]
     Tensor(String),
-    #[error("{path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: {err}")]
+    Write { path: PathBuf, err: std::io::Error },
 }
 
 /// Export settings: float16 graph and the `risk.*` metadata properties.
@@ -123,7 +119,8 @@ pub fn export_model(
     })
 }
 
-/// [`export_model`] and write the serialised model to `path`.
+/// [`export_model`] and write the serialised model to `path` (through a temporary file
+/// renamed into place).
 pub fn write_model(
     vs: &nn::VarStore,
     cfg: &UNetConfig,
@@ -131,8 +128,8 @@ pub fn write_model(
     path: &Path,
 ) -> Result<(), OnnxError> {
     let model = export_model(vs, cfg, options)?;
-    std::fs::write(path, model.encode_to_vec()).map_err(|source| OnnxError::Write {
+    crate::write_atomic(path, &model.encode_to_vec()).map_err(|err| OnnxError::Write {
         path: path.to_path_buf(),
-        source,
+        err,
     })
 }
