@@ -498,21 +498,78 @@ fn crf_pass_equals_the_crf_library_on_the_blended_probabilities() {
         }
     }
     let bands: Vec<u8> = read_all(&input);
-    let rgb: Vec<u8> = (0..3 * n).map(|i| bands[(i % 3) * n + i / 3]).collect();
-    let q = crf::dense_crf(&rgb, &probs, 512, 512, &CrfParams::DEFAULT).unwrap();
-    let mut expect = crf::labels_from_q(&q, n);
-    for i in 0..n {
-        if !valid[i] {
-            expect[i] = 255;
+    // The CRF's colour bands in the order `order` (0-based) of the raster's bands.
+    let expect = |order: [usize; 3]| {
+        let rgb: Vec<u8> = (0..3 * n).map(|i| bands[order[i % 3] * n + i / 3]).collect();
+        let q = crf::dense_crf(&rgb, &probs, 512, 512, &CrfParams::DEFAULT).unwrap();
+        let mut labels = crf::labels_from_q(&q, n);
+        for i in 0..n {
+            if !valid[i] {
+                labels[i] = 255;
+            }
         }
-    }
-    let got = read_u8(&refined).2;
-    let differ = got.iter().zip(&expect).filter(|(a, b)| a != b).count();
+        labels
+    };
+    let differ = |got: &[u8], want: &[u8]| got.iter().zip(want).filter(|(a, b)| a != b).count();
+    let d = differ(&read_u8(&refined).2, &expect([0, 1, 2]));
+    assert_eq!(d, 0, "risk-infer's CRF differs from the library on {d} pixels");
+    // --crf-bands R,G,B picks (and orders) the bilateral kernel's colour bands.
+    let swapped = dir.path().join("crf321.tif");
+    let o = risk_infer_crf(&[
+        &input,
+        &"-o",
+        &swapped,
+        &"--crf",
+        &"default",
+        &"--crf-bands",
+        &"3,2,1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (got, want) = (read_u8(&swapped).2, expect([2, 1, 0]));
     assert_eq!(
-        differ, 0,
-        "risk-infer's CRF differs from the library on {differ} pixels"
+        differ(&got, &want),
+        0,
+        "--crf-bands 3,2,1 differs from the library"
     );
-    assert_eq!(files_in(dir.path()), vec!["crf.tif", "p.tif", "plain.tif"]);
+    assert!(
+        differ(&got, &read_u8(&refined).2) > 0,
+        "the band order changed nothing"
+    );
+    assert_eq!(
+        files_in(dir.path()),
+        vec!["crf.tif", "crf321.tif", "p.tif", "plain.tif"]
+    );
+}
+
+#[test]
+fn bad_crf_bands_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("scene512.tif");
+    let out = dir.path().join("risk.tif");
+    for (bands, code, what) in [
+        ("1,2", 2, "the CRF needs 3 colour bands, got [1, 2]"),
+        (
+            "1,2,9",
+            1,
+            "scene512.tif: has 3 band(s); the CRF colour band 9 is missing",
+        ),
+    ] {
+        let o = risk_infer_crf(&[
+            &input,
+            &"-o",
+            &out,
+            &"--crf",
+            &"default",
+            &"--crf-bands",
+            &bands,
+            &"--quiet",
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(what), "{err}");
+        assert!(files_in(dir.path()).is_empty(), "{err}");
+    }
 }
 
 #[test]

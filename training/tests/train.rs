@@ -49,8 +49,14 @@ fn shipped_config_holds_spec_defaults() {
 #[test]
 fn a_missing_config_is_one_message_naming_the_file() {
     let p = Path::new("/nonexistent/config.yaml");
-    let line = format!("{:#}", anyhow::Error::from(TrainConfig::from_yaml(p).unwrap_err()));
-    assert!(line.starts_with("cannot read config /nonexistent/config.yaml: "), "{line}");
+    let line = format!(
+        "{:#}",
+        anyhow::Error::from(TrainConfig::from_yaml(p).unwrap_err())
+    );
+    assert!(
+        line.starts_with("cannot read config /nonexistent/config.yaml: "),
+        "{line}"
+    );
     assert_eq!(line.matches("No such file or directory").count(), 1, "{line}");
 }
 

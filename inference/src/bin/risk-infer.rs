@@ -144,7 +144,7 @@ struct Cli {
     #[arg(long, default_value_t = 256)]
     crf_halo: usize,
     /// Colour bands of the CRF's bilateral kernel, 1-based (default: the model's first three).
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',')]
     crf_bands: Option<Vec<usize>>,
     /// Build overviews (factors 2, 4, 8, ... while the overview is at least 256 px).
     #[arg(long)]
