@@ -542,30 +542,40 @@ fn crf_pass_equals_the_crf_library_on_the_blended_probabilities() {
 }
 
 #[test]
-fn bad_crf_bands_are_one_line() {
+fn bad_crf_options_are_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let input = fixture("scene512.tif");
     let out = dir.path().join("risk.tif");
-    for (bands, code, what) in [
-        ("1,2", 2, "the CRF needs 3 colour bands, got [1, 2]"),
+    let cases: [(&[&str], i32, &str); 4] = [
         (
-            "1,2,9",
+            &["--crf-bands", "1,2"],
+            2,
+            "the CRF needs 3 colour bands, got [1, 2]",
+        ),
+        (
+            &["--crf-bands", "1,2,9"],
             1,
             "scene512.tif: has 3 band(s); the CRF colour band 9 is missing",
         ),
-    ] {
-        let o = risk_infer_crf(&[
-            &input,
-            &"-o",
-            &out,
-            &"--crf",
-            &"default",
-            &"--crf-bands",
-            &bands,
-            &"--quiet",
-        ]);
+        // A CRF tile must hold its halo on both sides (it was silently enlarged before).
+        (
+            &["--crf-tile", "100"],
+            2,
+            "--crf-tile 100 must be larger than twice --crf-halo (256)",
+        ),
+        (
+            &["--crf-tile", "512", "--crf-halo", "256"],
+            2,
+            "--crf-tile 512 must be larger than twice --crf-halo (256)",
+        ),
+    ];
+    for (extra, code, what) in cases {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&input, &"-o", &out, &"--crf", &"default", &"--quiet"];
+        args.extend(extra.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
+        let o = risk_infer_crf(&args);
         let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(code), "{err}");
+        assert_eq!(o.status.code(), Some(code), "{extra:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(what), "{err}");
         assert!(files_in(dir.path()).is_empty(), "{err}");

@@ -209,6 +209,13 @@ fn crf_options(cli: &Cli, model: &Model) -> anyhow::Result<Option<CrfOptions>> {
     p.bilateral_srgb = cli.crf_bilateral_srgb.unwrap_or(p.bilateral_srgb);
     p.bilateral_compat = cli.crf_bilateral_compat.unwrap_or(p.bilateral_compat);
     p.validate().map_err(|e| Usage(e.to_string()))?;
+    if cli.crf_tile <= 2 * cli.crf_halo {
+        return Err(Usage(format!(
+            "--crf-tile {} must be larger than twice --crf-halo ({})",
+            cli.crf_tile, cli.crf_halo
+        ))
+        .into());
+    }
     let model_bands = cli.bands.clone().unwrap_or_else(|| model.info().bands.clone());
     let bands = cli
         .crf_bands
