@@ -2,9 +2,12 @@
 //! `labels.npy` and `Q.npy` agree with pydensecrf's; bad input gets one error line that
 //! names the file, exit code 1, and no output directory.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::files_in;
 use risk_inference::npy::{read_npy, write_npy};
 
 fn data(name: &str) -> PathBuf {
@@ -30,15 +33,6 @@ fn write_prob(dir: &Path) -> PathBuf {
     p
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn writes_pydensecrf_labels_and_marginals() {
     let dir = tempfile::tempdir().unwrap();
@@ -61,7 +55,7 @@ fn writes_pydensecrf_labels_and_marginals() {
         stdout.contains("\"width\": 256, \"height\": 256") && stdout.contains("\"iterations\": 8"),
         "{stdout}"
     );
-    assert_eq!(names_in(&out), ["Q.npy", "labels.npy"]);
+    assert_eq!(files_in(&out), ["Q.npy", "labels.npy"]);
 
     let labels = read_npy::<u8>(out.join("labels.npy")).unwrap();
     let want = read_npy::<u8>(data("s256_labels_enhanced.npy")).unwrap();

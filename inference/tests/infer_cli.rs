@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{fixture, read_all, root, stderr};
+use common::{files_in, fixture, read_all, root, stderr};
 use risk_inference::crf::{self, CrfParams};
 use risk_inference::raster::{GeoRef, GeoTiffWriter, InputRaster, PixelType, Window, WriteOptions};
 
@@ -39,15 +39,6 @@ fn read_u8(path: &Path) -> (usize, usize, Vec<u8>) {
 }
 
 /// Files in `dir` (to check that nothing, not even a temporary file, is left behind).
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 /// Writes `bands` band-major `data` as a GeoTIFF of pixel type `T`.
 fn write_raster<T: PixelType + Copy>(
     path: &Path,

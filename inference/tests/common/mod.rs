@@ -1,4 +1,4 @@
-//! Helpers shared by the `risk-infer` end-to-end tests (each test binary uses a subset).
+//! Helpers shared by the `risk-infer` / `risk-crf` end-to-end tests (each test binary uses a subset).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -14,6 +14,16 @@ pub fn root() -> PathBuf {
 /// A committed test scene under `fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
     root().join("fixtures").join(name)
+}
+
+/// The names in a folder, sorted.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
 
 pub fn stderr(o: &Output) -> String {
