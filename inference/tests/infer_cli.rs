@@ -38,7 +38,6 @@ fn read_u8(path: &Path) -> (usize, usize, Vec<u8>) {
     (r.width(), r.height(), v)
 }
 
-/// Files in `dir` (to check that nothing, not even a temporary file, is left behind).
 /// Writes `bands` band-major `data` as a GeoTIFF of pixel type `T`.
 fn write_raster<T: PixelType + Copy>(
     path: &Path,

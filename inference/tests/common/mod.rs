@@ -16,7 +16,8 @@ pub fn fixture(name: &str) -> PathBuf {
     root().join("fixtures").join(name)
 }
 
-/// The names in a folder, sorted.
+/// The names in a folder, sorted (to check that nothing, not even a temporary file, is
+/// left behind).
 pub fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
