@@ -503,7 +503,7 @@ pub struct GeoTiffWriter {
 
 /// The temporary name for `path`: hidden, beside it (same file system, so the rename is
 /// atomic), unique per process.
-pub(crate) fn temp_path_for(path: &Path, tag: &str) -> PathBuf {
+pub fn temp_path_for(path: &Path, tag: &str) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
