@@ -68,10 +68,12 @@ pub fn params_from_metadata(value: &str) -> std::result::Result<Option<CrfParams
     CrfParams::preset(v).map(Some).map_err(|e| e.to_string())
 }
 
-/// The CRF tile side for a memory budget.
+/// The CRF tile side for a memory budget: the requested side, shrunk to what the budget
+/// holds but never below twice the halo plus 64 px of core. A requested side is never
+/// enlarged (one too small for its halo is refused by [`crf::tile_plan`]).
 pub fn tile_for_budget(requested: usize, halo: usize, memory_budget: usize) -> usize {
     let fits = ((memory_budget / CRF_BYTES_PER_PIXEL) as f64).sqrt() as usize;
-    requested.min(fits).max(2 * halo + 64)
+    requested.min(fits.max(2 * halo + 64))
 }
 
 /// The CRF tiles of a `width x height` raster for these options and budget.
@@ -312,5 +314,7 @@ mod tests {
         assert_eq!(tile_for_budget(1000, 256, 2 << 30), 1000);
         // Never below twice the halo plus 64 px of core.
         assert_eq!(tile_for_budget(8192, 256, 1 << 20), 576);
+        // A requested side is not enlarged.
+        assert_eq!(tile_for_budget(100, 256, 2 << 30), 100);
     }
 }
