@@ -19,6 +19,7 @@ pub mod crf;
 pub mod engine;
 pub mod metrics;
 pub mod npy;
+pub mod output;
 pub mod predictor;
 pub mod raster;
 pub mod refine;

@@ -7,7 +7,7 @@
 //! Files are written under a temporary name beside the target and renamed into place.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// What can go wrong reading or writing a `.npy` file; every variant names the file.
@@ -27,6 +27,9 @@ pub enum NpyError {
         expected: &'static str,
         found: String,
     },
+    /// Writing failed, with the OS reason.
+    #[error("{path}: {msg}")]
+    Write { path: PathBuf, msg: String },
 }
 
 /// Element types this module reads and writes.
@@ -159,15 +162,9 @@ pub fn write_npy<T: NpyElement>(path: impl AsRef<Path>, shape: &[usize], data: &
     let total = MAGIC.len() + 2 + 2 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
-    let io = |err| NpyError::Io {
-        path: path.to_owned(),
-        err,
-    };
-    // Written beside `path` under a temporary name and renamed into place, so that a
-    // failure never leaves a half-written file under the final name.
-    let part = crate::raster::temp_path_for(path, "npy");
-    let written = (|| {
-        let mut w = BufWriter::new(File::create(&part)?);
+    // Through a temporary file beside `path`, read back before it is renamed into place
+    // (see [`crate::output`]): a failure never leaves a half-written file under the name.
+    crate::output::write_with(path, |w| {
         w.write_all(MAGIC)?;
         w.write_all(&[1, 0])?;
         w.write_all(&(header.len() as u16).to_le_bytes())?;
@@ -180,14 +177,12 @@ pub fn write_npy<T: NpyElement>(path: impl AsRef<Path>, shape: &[usize], data: &
             }
             w.write_all(&buf)?;
         }
-        w.flush()?;
-        drop(w);
-        std::fs::rename(&part, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&part);
-    }
-    written.map_err(io)
+        Ok(())
+    })
+    .map_err(|msg| NpyError::Write {
+        path: path.to_owned(),
+        msg,
+    })
 }
 
 /// The text after `'key':` in a numpy header dict, up to the next top-level comma.

@@ -6,10 +6,12 @@
 //!   bands' nodata values, a mask band or an alpha band (GDAL's mask-band rules): a pixel is
 //!   nodata only when every selected band says so, as rasterio's dataset mask does.
 //! - [`GeoTiffWriter`] writes a tiled, DEFLATE-compressed GeoTIFF with the input's
-//!   georeferencing, window by window, into a temporary file beside the target; only
-//!   [`GeoTiffWriter::finish`] (overviews, optional Cloud Optimized GeoTIFF) renames it into
-//!   place, and dropping an unfinished writer deletes the temporary file, so a failure never
-//!   leaves a half-written raster under the final name.
+//!   georeferencing, window by window, into a temporary file beside the target
+//!   ([`crate::output::TempOutput`]); only [`GeoTiffWriter::finish`] (overviews, optional
+//!   Cloud Optimized GeoTIFF) renames it into place, after checking GDAL's error state
+//!   after every write and on close and reading the finished file back whole. Dropping an
+//!   unfinished writer deletes the temporary file, so a failure (a full disk included)
+//!   never leaves a half-written raster under the final name, nor replaces an older one.
 //!
 //! Every error names the file and, for reads and writes, the band and window, and keeps
 //! GDAL's own message. GDAL's stderr printing is replaced by [`quiet_gdal_errors`] so that
@@ -22,6 +24,8 @@ use gdal::cpl::CslStringList;
 use gdal::raster::{Buffer, ColorEntry, ColorTable, GdalType, RasterCreationOptions};
 use gdal::spatial_ref::SpatialRef;
 use gdal::{Dataset, DriverManager, Metadata};
+
+use crate::output::TempOutput;
 
 /// Pixel types GDAL converts to and from (u8, u16, i16, u32, i32, f32, f64, ...).
 pub use gdal::raster::GdalType as PixelType;
@@ -105,11 +109,67 @@ pub enum RasterError {
 pub type Result<T> = std::result::Result<T, RasterError>;
 
 /// Routes GDAL's own error printing to `tracing` (debug level): errors still reach the
-/// caller through `Result`, once, with GDAL's message inside.
+/// caller through `Result`, once, with GDAL's message inside. Each failure is also kept
+/// for the thread it happened on, with the OS error behind it when that is a write error
+/// (GDAL 3.6 cannot report a failed close, and a failed block write during a cache
+/// flush does not fail the call that triggered it: [`GeoTiffWriter`] asks after each
+/// step). Installed once; [`InputRaster::open`] and [`GeoTiffWriter::create`] install it.
 pub fn quiet_gdal_errors() {
-    gdal::config::set_error_handler(|class, code, msg| {
-        tracing::debug!(target: "gdal", "GDAL {class:?} {code}: {msg}");
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        gdal::config::set_error_handler(|class, code, msg| {
+            // First, before anything else can change errno.
+            let os = std::io::Error::last_os_error();
+            if matches!(
+                class,
+                gdal::errors::CplErrType::Failure | gdal::errors::CplErrType::Fatal
+            ) {
+                let write_error = matches!(
+                    os.raw_os_error(),
+                    Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG | libc::EIO | libc::EROFS)
+                );
+                let text = if write_error {
+                    format!("{} ({msg})", crate::output::io_msg(&os))
+                } else if msg.trim().is_empty() {
+                    format!("GDAL error {code}")
+                } else {
+                    msg.trim().to_string()
+                };
+                GDAL_FAILURE.with(|f| *f.borrow_mut() = Some(text));
+            }
+            tracing::debug!(target: "gdal", "GDAL {class:?} {code}: {msg}");
+        });
     });
+}
+
+thread_local! {
+    /// The last GDAL failure on this thread (see [`quiet_gdal_errors`]).
+    static GDAL_FAILURE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Takes (and clears) this thread's last GDAL failure.
+fn take_gdal_failure() -> Option<String> {
+    GDAL_FAILURE.with(|f| f.borrow_mut().take())
+}
+
+/// A GDAL error as one readable message: GDAL's text, or, where the binding has none
+/// (a NULL return without a message), the failure GDAL reported on this thread.
+fn gdal_msg(e: gdal::errors::GdalError) -> String {
+    let recorded = take_gdal_failure();
+    match e {
+        gdal::errors::GdalError::NullPointer { method_name, msg } if msg.trim().is_empty() => {
+            recorded.unwrap_or_else(|| format!("GDAL's {method_name} failed"))
+        }
+        gdal::errors::GdalError::NullPointer { msg, .. } => msg,
+        gdal::errors::GdalError::CplError { msg, number, .. } => {
+            if msg.trim().is_empty() {
+                recorded.unwrap_or_else(|| format!("GDAL error {number}"))
+            } else {
+                msg
+            }
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Caps GDAL's block cache (by default 5% of the machine's memory) at `bytes`, so that
@@ -217,9 +277,16 @@ impl InputRaster {
         if !path.exists() && !path.to_string_lossy().starts_with("/vsi") {
             return Err(RasterError::NotFound { path });
         }
+        quiet_gdal_errors();
+        if path.is_dir() {
+            return Err(RasterError::Invalid {
+                path,
+                msg: "is a folder, not a raster".into(),
+            });
+        }
         let dataset = Dataset::open(&path).map_err(|e| RasterError::Open {
             path: path.clone(),
-            msg: e.to_string(),
+            msg: gdal_msg(e),
         })?;
         let (width, height) = dataset.raster_size();
         let band_count = dataset.raster_count();
@@ -385,7 +452,7 @@ impl InputRaster {
             path: self.path.clone(),
             band,
             window,
-            msg: e.to_string(),
+            msg: gdal_msg(e),
         })
     }
 
@@ -493,23 +560,17 @@ impl Default for WriteOptions {
 /// A GeoTIFF being written to a temporary file beside its final path.
 pub struct GeoTiffWriter {
     final_path: PathBuf,
-    temp_path: PathBuf,
+    /// Declared before `temp`: an unfinished writer closes GDAL's handle before the
+    /// temporary file is removed.
     dataset: Option<Dataset>,
+    temp: Option<TempOutput>,
     width: usize,
     height: usize,
     bands: usize,
     options: WriteOptions,
 }
 
-/// The temporary name for `path`: hidden, beside it (same file system, so the rename is
-/// atomic), unique per process.
-pub fn temp_path_for(path: &Path, tag: &str) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.{tag}.part", std::process::id()))
-}
+pub use crate::output::temp_path_for;
 
 impl GeoTiffWriter {
     /// Creates a `width` x `height` GeoTIFF of `bands` bands of pixel type `T` that will
@@ -535,8 +596,9 @@ impl GeoTiffWriter {
         if final_path.is_dir() {
             return Err(create_err("is a folder".into()));
         }
-        let temp_path = temp_path_for(&final_path, "tmp");
-        let driver = DriverManager::get_driver_by_name("GTiff").map_err(|e| create_err(e.to_string()))?;
+        quiet_gdal_errors();
+        let temp = TempOutput::new(&final_path, "tmp");
+        let driver = DriverManager::get_driver_by_name("GTiff").map_err(|e| create_err(gdal_msg(e)))?;
         let block = options.block_size.max(16) / 16 * 16;
         let mut creation: Vec<String> = vec![
             "TILED=YES".into(),
@@ -550,12 +612,12 @@ impl GeoTiffWriter {
         }
         let creation = RasterCreationOptions::from_iter(creation);
         let mut dataset = driver
-            .create_with_band_type_with_options::<T, _>(&temp_path, width, height, bands, &creation)
-            .map_err(|e| create_err(e.to_string()))?;
+            .create_with_band_type_with_options::<T, _>(temp.path(), width, height, bands, &creation)
+            .map_err(|e| create_err(with_os_reason(gdal_msg(e), &final_path)))?;
         let mut writer = Self {
             final_path: final_path.clone(),
-            temp_path,
             dataset: None,
+            temp: Some(temp),
             width,
             height,
             bands,
@@ -564,27 +626,26 @@ impl GeoTiffWriter {
         if let Some(gt) = georef.geo_transform {
             dataset
                 .set_geo_transform(&gt)
-                .map_err(|e| create_err(e.to_string()))?;
+                .map_err(|e| create_err(gdal_msg(e)))?;
         }
         if !georef.projection.is_empty() {
             dataset
                 .set_projection(&georef.projection)
-                .map_err(|e| create_err(e.to_string()))?;
+                .map_err(|e| create_err(gdal_msg(e)))?;
         }
         for (key, value) in &writer.options.metadata {
             dataset
                 .set_metadata_item(key, value, "")
-                .map_err(|e| create_err(e.to_string()))?;
+                .map_err(|e| create_err(gdal_msg(e)))?;
         }
         for b in 1..=bands {
-            let mut band = dataset.rasterband(b).map_err(|e| create_err(e.to_string()))?;
+            let mut band = dataset.rasterband(b).map_err(|e| create_err(gdal_msg(e)))?;
             if let Some(nd) = writer.options.nodata {
                 band.set_no_data_value(Some(nd))
-                    .map_err(|e| create_err(e.to_string()))?;
+                    .map_err(|e| create_err(gdal_msg(e)))?;
             }
             if let Some(desc) = writer.options.band_descriptions.get(b - 1) {
-                band.set_description(desc)
-                    .map_err(|e| create_err(e.to_string()))?;
+                band.set_description(desc).map_err(|e| create_err(gdal_msg(e)))?;
             }
             if !writer.options.color_table.is_empty() {
                 let mut table = ColorTable::default();
@@ -634,14 +695,20 @@ impl GeoTiffWriter {
             )));
         }
         let dataset = self.dataset.as_ref().expect("dataset is open until finish");
-        let mut rb = dataset.rasterband(band).map_err(|e| err(e.to_string()))?;
+        let mut rb = dataset.rasterband(band).map_err(|e| err(gdal_msg(e)))?;
         let mut buffer = Buffer::new((window.width, window.height), data.to_vec());
+        take_gdal_failure();
         rb.write(
             (window.x as isize, window.y as isize),
             (window.width, window.height),
             &mut buffer,
         )
-        .map_err(|e| err(e.to_string()))
+        .map_err(|e| err(with_os_reason(gdal_msg(e), &self.final_path)))?;
+        // A block written out of GDAL's cache to make room fails here, not in the call.
+        match take_gdal_failure() {
+            Some(msg) => Err(err(with_os_reason(msg, &self.final_path))),
+            None => Ok(()),
+        }
     }
 
     /// Writes band-major `data` (`(bands, H, W)`) into `window` of every band.
@@ -653,15 +720,22 @@ impl GeoTiffWriter {
         Ok(())
     }
 
-    /// Builds overviews, closes the file (converting it to a COG if asked) and renames it
-    /// to its final path.
+    /// Builds overviews, closes the file (converting it to a COG if asked), reopens and
+    /// reads it whole, and only then renames it to its final path. GDAL's error state is
+    /// checked after every step (a failed close is not reported otherwise); on any
+    /// failure the temporary file is removed and the final path keeps what it had.
     pub fn finish(mut self) -> Result<()> {
         let final_path = self.final_path.clone();
         let err = |msg: String| RasterError::Finish {
             path: final_path.clone(),
-            msg,
+            msg: with_os_reason(msg, &final_path),
+        };
+        let check = |step: &str| match take_gdal_failure() {
+            Some(msg) => Err(err(format!("{step}: {msg}"))),
+            None => Ok(()),
         };
         let mut dataset = self.dataset.take().expect("dataset is open until finish");
+        take_gdal_failure();
         let resampling = if self.options.color_table.is_empty() {
             "AVERAGE"
         } else {
@@ -670,11 +744,15 @@ impl GeoTiffWriter {
         if !self.options.overviews.is_empty() && !self.options.cog {
             dataset
                 .build_overviews(resampling, &self.options.overviews, &[])
-                .map_err(|e| err(format!("overviews: {e}")))?;
+                .map_err(|e| err(format!("overviews: {}", gdal_msg(e))))?;
+            check("overviews")?;
         }
-        if self.options.cog {
-            let cog_path = temp_path_for(&self.final_path, "cog");
-            let driver = DriverManager::get_driver_by_name("COG").map_err(|e| err(e.to_string()))?;
+        dataset.flush_cache().map_err(|e| err(gdal_msg(e)))?;
+        check("writing")?;
+        let temp = self.temp.take().expect("temporary file until finish");
+        let temp = if self.options.cog {
+            let cog = TempOutput::new(&self.final_path, "cog");
+            let driver = DriverManager::get_driver_by_name("COG").map_err(|e| err(gdal_msg(e)))?;
             let mut opts = CslStringList::new();
             for (k, v) in [
                 ("COMPRESS", "DEFLATE"),
@@ -690,33 +768,82 @@ impl GeoTiffWriter {
                     },
                 ),
             ] {
-                opts.set_name_value(k, v).map_err(|e| err(e.to_string()))?;
+                opts.set_name_value(k, v).map_err(|e| err(gdal_msg(e)))?;
             }
-            let copy = dataset.create_copy(&driver, &cog_path, &opts);
-            dataset.close().map_err(|e| err(e.to_string()))?;
-            let _ = std::fs::remove_file(&self.temp_path);
-            match copy.and_then(|c| c.close()) {
-                Ok(()) => self.temp_path = cog_path,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&cog_path);
-                    return Err(err(format!("COG: {e}")));
-                }
-            }
+            let copy = dataset
+                .create_copy(&driver, cog.path(), &opts)
+                .map_err(|e| err(format!("COG: {}", gdal_msg(e))))?;
+            check("COG")?;
+            copy.close().map_err(|e| err(format!("COG: {}", gdal_msg(e))))?;
+            check("COG")?;
+            dataset.close().map_err(|e| err(gdal_msg(e)))?;
+            drop(temp); // the plain GeoTIFF, copied
+            cog
         } else {
-            dataset.close().map_err(|e| err(e.to_string()))?;
+            dataset.close().map_err(|e| err(gdal_msg(e)))?;
+            check("closing")?;
+            temp
+        };
+        let (w, h, bands) = (self.width, self.height, self.bands);
+        temp.commit(|path| verify_raster(path, w, h, bands)).map_err(err)
+    }
+}
+
+/// Reopens a finished raster and reads every band whole (in strips), so that a file
+/// that GDAL cannot read back (a truncated directory, a missing block) is caught before
+/// it replaces anything.
+fn verify_raster(path: &Path, width: usize, height: usize, bands: usize) -> std::result::Result<(), String> {
+    take_gdal_failure();
+    let back = InputRaster::open(path).map_err(|e| match e {
+        RasterError::Open { msg, .. } | RasterError::Invalid { msg, .. } => {
+            format!("reading it back failed ({msg})")
         }
-        std::fs::rename(&self.temp_path, &self.final_path).map_err(|e| err(format!("rename: {e}")))?;
-        Ok(())
+        other => other.to_string(),
+    })?;
+    if (back.width(), back.height(), back.band_count()) != (width, height, bands) {
+        return Err(format!(
+            "read back as {}x{}x{}, written as {width}x{height}x{bands}",
+            back.width(),
+            back.height(),
+            back.band_count()
+        ));
+    }
+    let rows = ((16usize << 20) / (4 * width).max(1)).clamp(1, height);
+    let mut buf = Vec::new();
+    for band in 1..=bands {
+        let mut y = 0;
+        while y < height {
+            let win = Window::new(0, y, width, rows.min(height - y));
+            buf.resize(win.pixels(), 0f32);
+            back.read_band(band, win, &mut buf).map_err(|e| match e {
+                RasterError::Read { msg, .. } => {
+                    format!("reading it back failed at band {band}, {win} ({msg})")
+                }
+                other => other.to_string(),
+            })?;
+            if let Some(msg) = take_gdal_failure() {
+                return Err(format!("reading it back failed at band {band}, {win} ({msg})"));
+            }
+            y += win.height;
+        }
+    }
+    Ok(())
+}
+
+/// `msg` with the OS reason in front when the output's file system is full and `msg`
+/// does not say so already.
+fn with_os_reason(msg: String, output: &Path) -> String {
+    let dir = output.parent().unwrap_or(Path::new("."));
+    match crate::output::os_reason(dir) {
+        Some(reason) if !msg.contains(&reason) => format!("{reason}; {msg}"),
+        _ => msg,
     }
 }
 
 impl Drop for GeoTiffWriter {
     fn drop(&mut self) {
-        // Not finished: close GDAL's handle and delete the partial file.
-        if let Some(dataset) = self.dataset.take() {
-            drop(dataset);
-            let _ = std::fs::remove_file(&self.temp_path);
-        }
+        // Not finished: close GDAL's handle before `temp` deletes the partial file.
+        drop(self.dataset.take());
     }
 }
 
@@ -730,16 +857,5 @@ mod tests {
         let b = Window::new(5, 8, 10, 10);
         assert_eq!(a.intersect(&b), Some(Window::new(5, 8, 5, 2)));
         assert_eq!(a.intersect(&Window::new(10, 0, 3, 3)), None);
-    }
-
-    #[test]
-    fn temp_path_is_hidden_beside_target() {
-        let p = temp_path_for(Path::new("/data/out/risk.tif"), "tmp");
-        assert_eq!(p.parent(), Some(Path::new("/data/out")));
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(
-            name.starts_with(".risk.tif.") && name.ends_with(".tmp.part"),
-            "{name}"
-        );
     }
 }

@@ -37,14 +37,9 @@ pub mod optim;
 pub mod synth;
 pub mod train;
 
-/// Writes `bytes` to `path` through a temporary file beside it (the inference writers'
-/// naming), renamed into place, so that a failure never leaves a half-written file under
-/// the final name.
+/// Writes `bytes` to `path` through a temporary file beside it, flushed, read back and
+/// renamed into place ([`risk_inference::output::write_atomic`], the writers' one
+/// mechanism), so that a failure never leaves a half-written file under the final name.
 pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let part = risk_inference::raster::temp_path_for(path, "tmp");
-    let written = std::fs::write(&part, bytes).and_then(|()| std::fs::rename(&part, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&part);
-    }
-    written
+    risk_inference::output::write_atomic(path, bytes).map_err(std::io::Error::other)
 }

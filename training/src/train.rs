@@ -32,6 +32,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use risk_inference::metrics::{ConfusionMatrix, MetricsError};
+use risk_inference::output::TempOutput;
 use risk_inference::raster::{RasterError, Window};
 use serde::{Deserialize, Serialize};
 use tch::nn;
@@ -337,16 +338,32 @@ pub fn optim_path(checkpoint: &Path) -> PathBuf {
     checkpoint.with_extension("optim.safetensors")
 }
 
-/// Writes the weights and, beside them, the optimiser state (each through a temporary
-/// file renamed into place).
+/// Writes the weights and, beside them, the optimiser state, each through a temporary
+/// file (the writers' one mechanism, [`risk_inference::output::TempOutput`]) that is read
+/// back whole before it is renamed into place: a full disk or an interrupted run never
+/// leaves a truncated checkpoint under the final name.
 fn save_checkpoint(vs: &nn::VarStore, opt: &AdamW, path: &Path) -> Result<(), TrainError> {
-    let part = path.with_extension("part.safetensors");
-    vs.save(&part)?;
     let opt_path = optim_path(path);
-    let opt_part = path.with_extension("optim.part.safetensors");
-    opt.save(&opt_part)?;
-    std::fs::rename(&part, path).map_err(io_err(path))?;
-    std::fs::rename(&opt_part, &opt_path).map_err(io_err(&opt_path))
+    let weights = TempOutput::new(path, "tmp");
+    let state = TempOutput::new(&opt_path, "tmp");
+    let vars = vs.variables();
+    let named: Vec<(&String, &Tensor)> = vars.iter().collect();
+    Tensor::write_safetensors(&named, weights.path())?;
+    opt.save(state.path())?;
+    let verify = |p: &Path| {
+        Tensor::read_safetensors(p)
+            .map(drop)
+            .map_err(|e| format!("reading it back failed ({e})"))
+    };
+    let failed = |path: &Path| {
+        let path = path.to_path_buf();
+        move |msg: String| TrainError::Io {
+            path,
+            err: std::io::Error::other(msg),
+        }
+    };
+    weights.commit(verify).map_err(failed(path))?;
+    state.commit(verify).map_err(failed(&opt_path))
 }
 
 /// The batches of one epoch on stderr when it is a terminal (hidden otherwise, so logs

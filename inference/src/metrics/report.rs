@@ -410,10 +410,21 @@ pub struct EvaluateOutcome {
 /// and the folder created before the rasters are, so that those mistakes fail fast.
 pub fn evaluate_to_dir(request: &EvaluateRequest) -> Result<EvaluateOutcome> {
     let baseline = request.baseline.as_deref().map(MetricsFile::read).transpose()?;
+    let created = !request.out_dir.exists();
     std::fs::create_dir_all(&request.out_dir).map_err(|e| MetricsError::Output {
         path: request.out_dir.clone(),
-        msg: format!("cannot create the output folder ({e})"),
+        msg: format!("cannot create the output folder ({})", crate::output::io_msg(&e)),
     })?;
+    let outcome = evaluate_into(request, baseline);
+    if outcome.is_err() && created {
+        // A failed run leaves no empty folder behind (`remove_dir` keeps a non-empty one).
+        let _ = std::fs::remove_dir(&request.out_dir);
+    }
+    outcome
+}
+
+/// [`evaluate_to_dir`] once the output folder exists.
+fn evaluate_into(request: &EvaluateRequest, baseline: Option<MetricsFile>) -> Result<EvaluateOutcome> {
     let options = EvalOptions {
         strip_rows: request.strip_rows,
         quicklook_max_side: Some(request.quicklook_max_side),
@@ -486,25 +497,12 @@ pub fn evaluate_to_dir(request: &EvaluateRequest) -> Result<EvaluateOutcome> {
     })
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it into place, so that
-/// `path` is never seen half-written.
+/// Writes `bytes` to `path` through [`crate::output::write_atomic`]: a temporary file
+/// beside it, flushed, read back, then renamed into place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let err = |msg: String| MetricsError::Output {
+    crate::output::write_atomic(path, bytes).map_err(|msg| MetricsError::Output {
         path: path.to_path_buf(),
         msg,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp: PathBuf = path.with_file_name(format!(".{name}.{}.part", std::process::id()));
-    if let Err(e) = std::fs::write(&temp, bytes) {
-        let _ = std::fs::remove_file(&temp);
-        return Err(err(format!("cannot write ({e})")));
-    }
-    std::fs::rename(&temp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        err(format!("cannot rename {} into place ({e})", temp.display()))
     })
 }
 
