@@ -20,6 +20,11 @@
 //! [`GeoTiffWriter`](crate::raster::GeoTiffWriter), so a failure leaves no file under the
 //! final names.
 //!
+//! Inputs the model cannot take: a pixel with a NaN or infinite value in any model band is
+//! nodata (GDAL's mask only knows a declared nodata value), and the model sees 0 there,
+//! as at any nodata edge, so that NaN never reaches a neighbour's score; a normalised
+//! value beyond +-[`INPUT_LIMIT`] is clamped. Both are counted and logged once per raster.
+//!
 //! A shard ([`EngineOptions::rows`], see [`crate::shard`]) keeps the whole raster's tile
 //! plan and runs only the tile rows that reach its rows; its outputs cover those rows.
 
@@ -29,9 +34,10 @@ use std::time::{Duration, Instant};
 
 use crate::autobatch::{self, BatchSize};
 use crate::classes::{NODATA, NUM_CLASSES, PALETTE};
+use crate::output::TempOutput;
 use crate::predictor::{Predictor, normalised_entropy};
 use crate::raster::{GeoTiffWriter, InputRaster, RasterError, Window, WriteOptions};
-use crate::refine::{self, CrfOptions, CrfReport, TempFile};
+use crate::refine::{self, CrfOptions, CrfReport};
 use crate::session::ModelError;
 use crate::tiling::{Tile, TilePlan, blend_weights, reflect};
 
@@ -204,13 +210,15 @@ pub fn run(
             msg,
         })?;
     let beside = outputs.classes.as_deref().unwrap_or(input);
-    let blended = TempFile::beside(beside, "blend");
+    let blended = TempOutput::new(beside, "blend");
     let model_uncertainty = (outputs.uncertainty.is_some() && predictor.views() > 1)
-        .then(|| TempFile::beside(beside, "uncertainty"));
+        .then(|| TempOutput::new(beside, "uncertainty"));
     let pass1 = Outputs {
         classes: None,
-        probs: Some((blended.0.clone(), ProbsType::F32)),
-        uncertainty: model_uncertainty.as_ref().map(|t| (t.0.clone(), ProbsType::F32)),
+        probs: Some((blended.path().to_path_buf(), ProbsType::F32)),
+        uncertainty: model_uncertainty
+            .as_ref()
+            .map(|t| (t.path().to_path_buf(), ProbsType::F32)),
     };
     let pass1_opts = EngineOptions {
         overviews: false,
@@ -225,8 +233,8 @@ pub fn run(
     let crf_report = refine::run_crf(
         input,
         refine::ModelPass {
-            probs: &blended.0,
-            uncertainty: model_uncertainty.as_ref().map(|t| t.0.as_path()),
+            probs: blended.path(),
+            uncertainty: model_uncertainty.as_ref().map(|t| t.path()),
             first_row: blend_rows.0,
         },
         outputs,
@@ -476,9 +484,14 @@ fn read_tiles(
     tx: &SyncSender<std::result::Result<ReadMsg, RasterError>>,
 ) -> f64 {
     let mut read_time = Duration::ZERO;
+    let mut stats = InputStats::default();
     let outcome = (|| -> std::result::Result<(), RasterError> {
         let raster = InputRaster::open(path)?;
         let c = bands.len();
+        let mut float_input = false;
+        for &b in bands {
+            float_input |= raster.band_type_name(b)?.contains("Float");
+        }
         let mut raw = Vec::new();
         let mut scratch = Vec::new();
         let row_bands = plan.row_bands();
@@ -523,11 +536,11 @@ fn read_tiles(
                                 let out_row = &mut out[y * iw..(y + 1) * iw];
                                 if straight {
                                     for (o, &v) in out_row.iter_mut().zip(row) {
-                                        *o = v * a + off;
+                                        *o = normalise(v, a, off, &mut stats);
                                     }
                                 } else {
                                     for (o, &sx) in out_row.iter_mut().zip(&src_x) {
-                                        *o = row[sx - x0] * a + off;
+                                        *o = normalise(row[sx - x0], a, off, &mut stats);
                                     }
                                 }
                             }
@@ -544,6 +557,9 @@ fn read_tiles(
                 let mut valid = vec![false; window.pixels()];
                 if end > start {
                     raster.read_valid(bands, window, &mut valid, &mut scratch)?;
+                    if float_input {
+                        mask_non_finite(&raster, bands, window, &mut valid, &mut raw)?;
+                    }
                 }
                 read_time += t0.elapsed();
                 if tx.send(Ok(ReadMsg::RowDone { valid })).is_err() {
@@ -556,7 +572,63 @@ fn read_tiles(
     if let Err(e) = outcome {
         let _ = tx.send(Err(e));
     }
+    if stats.non_finite > 0 {
+        tracing::warn!(
+            "{}: {} non-finite value(s) (NaN or infinite) read as nodata; their neighbours see zeros there, as at any nodata edge",
+            path.display(),
+            stats.non_finite
+        );
+    }
+    if stats.clamped > 0 {
+        tracing::warn!(
+            "{}: {} value(s) beyond the model's input range (+-{INPUT_LIMIT} after its normalisation) were clamped; check the bands and the model's risk.scale / risk.mean / risk.std",
+            path.display(),
+            stats.clamped
+        );
+    }
     read_time.as_secs_f64()
+}
+
+/// Largest normalised input fed to a model: the largest float16 (an FP16 model would
+/// see infinity beyond it, and float32 layers overflow long before 1e30).
+pub const INPUT_LIMIT: f32 = 65504.0;
+
+/// What the reader did to values outside the model's domain (counted, logged once).
+#[derive(Default)]
+struct InputStats {
+    non_finite: u64,
+    clamped: u64,
+}
+
+/// `v * a + b`, with a non-finite `v` read as 0 (its pixel is nodata, see
+/// [`mask_non_finite`]) and the result clamped to +-[`INPUT_LIMIT`].
+#[inline]
+fn normalise(v: f32, a: f32, b: f32, stats: &mut InputStats) -> f32 {
+    let finite = v.is_finite();
+    stats.non_finite += !finite as u64;
+    let x = if finite { v } else { 0.0 } * a + b;
+    let c = x.clamp(-INPUT_LIMIT, INPUT_LIMIT);
+    stats.clamped += (c != x) as u64;
+    c
+}
+
+/// Marks as nodata every pixel of `window` where one of `bands` is NaN or infinite
+/// (float rasters only: GDAL's mask knows a NaN nodata value, not NaNs elsewhere).
+fn mask_non_finite(
+    raster: &InputRaster,
+    bands: &[usize],
+    window: Window,
+    valid: &mut [bool],
+    buf: &mut Vec<f32>,
+) -> std::result::Result<(), RasterError> {
+    buf.resize(window.pixels(), 0.0);
+    for &b in bands {
+        raster.read_band(b, window, &mut buf[..window.pixels()])?;
+        for (v, x) in valid.iter_mut().zip(buf.iter()) {
+            *v &= x.is_finite();
+        }
+    }
+    Ok(())
 }
 
 /// Weighted sums of tile probabilities over `tile` rows of one column block, starting at

@@ -272,21 +272,6 @@ fn colour_stretch(image: &InputRaster, bands: &[usize; 3]) -> Result<Option<Band
     )))
 }
 
-/// A hidden temporary file beside `path`, deleted when dropped.
-pub(crate) struct TempFile(pub std::path::PathBuf);
-
-impl TempFile {
-    pub(crate) fn beside(path: &Path, tag: &str) -> Self {
-        Self(crate::raster::temp_path_for(path, tag))
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,6 +29,20 @@
 //! `tensorrt` registers it with `error_on_failure`, so a missing GPU library is an error,
 //! not a silent CPU run.
 //!
+//! # No telemetry
+//!
+//! ONNX Runtime 1.32 links Microsoft's telemetry client and `ort` enables its events by
+//! default. [`disable_telemetry`] sets `ORT_DISABLE_TELEMETRY=1` before the library loads
+//! (without it the client still keeps an event store under `~/.cache/Microsoft`) and the
+//! one environment of the process is built with telemetry off, so no binary of the
+//! workspace (nor the training crate's export checks, which load models here) sends, or
+//! queues, anything.
+//!
+//! # Non-finite output
+//!
+//! A batch whose probabilities hold NaN or infinity fails the run with an error naming
+//! the model: its inputs are finite (see [`crate::engine`]), so the model is broken.
+//!
 //! # IO binding
 //!
 //! With IO binding ([`IoBindingMode`]; `auto` = on for CUDA and TensorRT, off on the CPU)
@@ -103,6 +117,8 @@ impl Default for SessionOptions {
 pub enum ModelError {
     #[error("{path}: no such model file")]
     NotFound { path: PathBuf },
+    #[error("{path}: is a folder, not a model file")]
+    Folder { path: PathBuf },
     #[error(
         "ONNX Runtime library cannot be loaded ({msg}); run scripts/setup.sh and source .deps/env.sh, or set ORT_DYLIB_PATH"
     )]
@@ -194,11 +210,34 @@ fn runtime() -> Result<&'static ort::environment::Environment> {
         let path = std::env::var_os("ORT_DYLIB_PATH")
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "libonnxruntime.so".into());
+        disable_telemetry();
         let builder = ort::init_from(path).map_err(|e| e.to_string())?;
-        builder.with_name("risk-infer").build().map_err(|e| e.to_string())
+        // Telemetry off: ONNX Runtime 1.32 links Microsoft's 1DS telemetry client and ort
+        // turns its events on unless told otherwise; a tool for edge servers of hazard
+        // agencies contacts no one.
+        builder
+            .with_name("risk-infer")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| e.to_string())
     })
     .as_ref()
     .map_err(|msg| ModelError::Runtime { msg: msg.clone() })
+}
+
+/// Turns ONNX Runtime's telemetry client off for this process: `ORT_DISABLE_TELEMETRY=1`
+/// before the library loads. (The API switch alone, [`runtime`]'s `with_telemetry(false)`,
+/// stops the events but not the client: ONNX Runtime 1.32 still opens its event store
+/// `~/.cache/Microsoft/DeveloperTools/.onnxruntime/onnxruntime.db` and looks for CA
+/// certificates to upload with.) Binaries call it first in `main`, while they have one
+/// thread; [`Model::load`] calls it too.
+pub fn disable_telemetry() {
+    if std::env::var_os("ORT_DISABLE_TELEMETRY").is_some_and(|v| v == "1") {
+        return;
+    }
+    // SAFETY: called first in `main` (one thread) or, in a library user, once before
+    // ONNX Runtime loads; nothing else of this crate reads the environment concurrently.
+    unsafe { std::env::set_var("ORT_DISABLE_TELEMETRY", "1") };
 }
 
 fn parse_list<T: std::str::FromStr>(path: &Path, key: &str, value: &str) -> Result<Vec<T>> {
@@ -230,6 +269,9 @@ impl Model {
     /// Loads `path`, checks the contract and registers the execution provider.
     pub fn load(path: impl AsRef<Path>, options: &SessionOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        if path.is_dir() {
+            return Err(ModelError::Folder { path });
+        }
         if !path.is_file() {
             return Err(ModelError::NotFound { path });
         }
@@ -515,10 +557,11 @@ impl Model {
         };
         let shape = [n, c, h, w];
         if self.binding_memory.is_some() {
-            return self.run_bound(input, shape, probs).map_err(|e| ModelError::Run {
+            self.run_bound(input, shape, probs).map_err(|e| ModelError::Run {
                 path: self.path.clone(),
                 msg: e.to_string(),
-            });
+            })?;
+            return self.check_finite(probs);
         }
         if self.info.fp16 {
             let half: Vec<half::f16> = input.iter().map(|&v| half::f16::from_f32(v)).collect();
@@ -550,7 +593,22 @@ impl Model {
             }
             probs.copy_from_slice(data);
         }
-        Ok(())
+        self.check_finite(probs)
+    }
+
+    /// A model whose probabilities are NaN or infinite is broken (its inputs are finite
+    /// and clamped, see [`crate::engine`]): the run stops, naming the model.
+    fn check_finite(&self, probs: &[f32]) -> Result<()> {
+        match probs.iter().filter(|v| !v.is_finite()).count() {
+            0 => Ok(()),
+            bad => Err(ModelError::Run {
+                path: self.path.clone(),
+                msg: format!(
+                    "the model returned {bad} non-finite probabilities (NaN or infinite) of {}; it is broken or does not fit this input",
+                    probs.len()
+                ),
+            }),
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! Writes `DIR/labels.npy` uint8 (H, W) and `DIR/Q.npy` float32 (3, H, W); prints the
 //! timings and class shares as one JSON line. Exit codes: 0 ok, 1 failure, 2 usage.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -47,6 +48,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    risk_inference::output::install_signal_cleanup();
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
@@ -58,7 +60,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("risk-crf: {e:#}");
+            let _ = writeln!(std::io::stderr(), "risk-crf: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -129,7 +131,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
     write_npy(args.out.join("Q.npy"), &[crf::LABELS, height, width], &q)?;
     let t_write = t2.elapsed().as_secs_f64();
     let fmt = |s: [f64; 3]| format!("[{:.4}, {:.4}, {:.4}]", s[0], s[1], s[2]);
-    println!(
+    let _ = writeln!(
+        std::io::stdout(),
         "{{\"width\": {width}, \"height\": {height}, \"preset\": \"{}\", \"iterations\": {}, \"tiles\": {}, \
          \"threads\": {}, \"isa\": \"{:?}\", \"read_s\": {t_read:.4}, \"crf_s\": {t_crf:.4}, \
          \"write_s\": {t_write:.4}, \"total_s\": {:.4}, \"class_shares_before\": {}, \"class_shares_after\": {}}}",

@@ -4,6 +4,7 @@
 //! Argument parsing and exit codes only (0 ok, 1 runtime failure, 2 usage error); the work
 //! is [`risk_inference::metrics::report::evaluate_to_dir`].
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -50,14 +51,20 @@ fn run(args: Args) -> anyhow::Result<()> {
         strip_rows: None,
     };
     let outcome = report::evaluate_to_dir(&request).context("risk-eval")?;
-    print!("{}", report::text_table(&outcome.rows));
+    let mut text = report::text_table(&outcome.rows);
     for path in &outcome.written {
-        println!("wrote {}", path.display());
+        text.push_str(&format!("wrote {}\n", path.display()));
     }
-    Ok(())
+    // `risk-eval ... | head` closes stdout early: the files are written, not an error.
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 fn main() -> ExitCode {
+    risk_inference::output::install_signal_cleanup();
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) => {
@@ -69,7 +76,8 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // A closed stderr is no reason to panic: the exit code still says it.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::from(1)
         }
     }

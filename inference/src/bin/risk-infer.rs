@@ -16,8 +16,9 @@ use risk_inference::augment::Tta;
 use risk_inference::autobatch::BatchSize;
 use risk_inference::crf::CrfParams;
 use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
+use risk_inference::output::check_outputs;
 use risk_inference::predictor::Predictor;
-use risk_inference::raster::InputRaster;
+use risk_inference::raster::{InputRaster, Window};
 use risk_inference::refine::{self, CrfOptions};
 use risk_inference::session::{Device, IoBindingMode, Model, SessionOptions};
 use risk_inference::shard::Shard;
@@ -81,13 +82,15 @@ struct Cli {
     /// (auto: on for CUDA / TensorRT, off on the CPU).
     #[arg(long, value_enum, default_value_t = IoBindingMode::Auto)]
     io_binding: IoBindingMode,
-    /// Threads for ONNX Runtime (intra-op) and the CRF (default: all cores).
-    #[arg(long, default_value_t = 0)]
+    /// Threads for ONNX Runtime (intra-op) and the CRF (default: all cores; at most 4x
+    /// the cores).
+    #[arg(long, default_value_t = 0, value_parser = parse_threads)]
     threads: usize,
-    /// Tile side in pixels (default: the model's preference).
-    #[arg(long)]
+    /// Tile side in pixels, a multiple of 32, at least 64 (default: the model's
+    /// preference).
+    #[arg(long, value_parser = parse_tile)]
     tile: Option<usize>,
-    /// Tile overlap in pixels (default: the model's preference).
+    /// Tile overlap in pixels, less than half the tile (default: the model's preference).
     #[arg(long)]
     overlap: Option<usize>,
     /// Tiles per model run, or `auto`: doubled from 1 while the tiles/s rise by 10%, up to
@@ -119,9 +122,9 @@ struct Cli {
     /// default (V2) or enhanced (V2.5).
     #[arg(long, value_enum, default_value_t = CrfChoice::Model)]
     crf: CrfChoice,
-    /// CRF override: mean-field iterations.
-    #[arg(long)]
-    crf_iters: Option<usize>,
+    /// CRF override: mean-field iterations (0 to 100).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=MAX_CRF_ITERS as i64))]
+    crf_iters: Option<u32>,
     /// CRF override: Gaussian kernel width (px).
     #[arg(long)]
     crf_gaussian_sxy: Option<f32>,
@@ -202,7 +205,7 @@ fn crf_options(cli: &Cli, model: &Model) -> anyhow::Result<Option<CrfOptions>> {
         },
     };
     let Some(mut p) = base else { return Ok(None) };
-    p.iterations = cli.crf_iters.unwrap_or(p.iterations);
+    p.iterations = cli.crf_iters.map_or(p.iterations, |n| n as usize);
     p.gaussian_sxy = cli.crf_gaussian_sxy.unwrap_or(p.gaussian_sxy);
     p.gaussian_compat = cli.crf_gaussian_compat.unwrap_or(p.gaussian_compat);
     p.bilateral_sxy = cli.crf_bilateral_sxy.unwrap_or(p.bilateral_sxy);
@@ -233,6 +236,31 @@ fn crf_options(cli: &Cli, model: &Model) -> anyhow::Result<Option<CrfOptions>> {
         halo: cli.crf_halo,
         bands: [bands[0], bands[1], bands[2]],
     }))
+}
+
+/// Most CRF mean-field iterations (pydensecrf's runs converge in 5 to 10).
+const MAX_CRF_ITERS: usize = 100;
+
+/// Threads: 0 (all cores) up to 4x the cores this process may use.
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let max = 4 * cores;
+    match s.trim().parse::<usize>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!(
+            "{s:?}: accepted range 0 (all cores) to {max} (4x the {cores} cores)"
+        )),
+    }
+}
+
+/// Tile side: a multiple of 32 (the model's downsampling), at least 64.
+fn parse_tile(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 64 && n % 32 == 0 => Ok(n),
+        _ => Err(format!(
+            "{s:?}: must be a multiple of 32, at least 64 (e.g. 256, 512)"
+        )),
+    }
 }
 
 fn parse_scale(s: &str) -> Result<f32, String> {
@@ -379,15 +407,22 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         (Some(_), None) => {
             return Err(Usage(format!("{} inputs: use --out-dir instead of -o", inputs.len())).into());
         }
-        (None, Some(dir)) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("{}: cannot create folder", dir.display()))?;
-            inputs.iter().map(|i| (i.clone(), output_for(i, dir))).collect()
-        }
+        (None, Some(dir)) => inputs.iter().map(|i| (i.clone(), output_for(i, dir))).collect(),
         (None, None) => return Err(Usage("give an output: -o risk.tif, or --out-dir DIR".into()).into()),
     };
     if jobs.len() > 1 && (cli.probs.is_some() || cli.uncertainty.is_some()) {
         return Err(Usage("--probs and --uncertainty take one input".into()).into());
+    }
+    let model_paths = match (cli.model.is_empty(), default_model()) {
+        (false, _) => cli.model.clone(),
+        (true, Some(p)) => vec![p],
+        (true, None) => {
+            bail!("no model: pass --model FILE (the shipped models/default.onnx was not found)")
+        }
+    };
+    check_paths(&cli, &jobs, &model_paths)?;
+    if let Some(dir) = &cli.out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
     }
     // A shard of many inputs is every N-th input; of one input, a band of its rows.
     let mut rows = None;
@@ -417,13 +452,6 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
             jobs
         }
         None => jobs,
-    };
-    let model_paths = match (cli.model.is_empty(), default_model()) {
-        (false, _) => cli.model.clone(),
-        (true, Some(p)) => vec![p],
-        (true, None) => {
-            bail!("no model: pass --model FILE (the shipped models/default.onnx was not found)")
-        }
     };
     // GDAL's block cache gets an eighth of the budget (the rest: tiles, accumulators, CRF).
     risk_inference::raster::set_cache_limit(cli.memory_budget / 8);
@@ -463,6 +491,16 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
             cli.scales
         );
     }
+    let info = predictor.info();
+    let tile = cli.tile.unwrap_or(info.tile_size);
+    let overlap = cli.overlap.unwrap_or(info.tile_overlap);
+    if 2 * overlap >= tile {
+        return Err(Usage(format!(
+            "--overlap {overlap}: must be less than half the tile ({tile} px), at most {}",
+            (tile - 1) / 2
+        ))
+        .into());
+    }
     let crf = crf_options(&cli, &predictor.members()[0])?;
     if let Some(c) = &crf {
         let p = &c.params;
@@ -494,18 +532,15 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
     let mut failed = Vec::new();
     let (mut done, mut skipped) = (0, 0);
     for (input, output) in &jobs {
-        if same_file(input, output) {
-            eprintln!(
-                "risk-infer: error: {}: the output would overwrite the input",
-                output.display()
-            );
-            failed.push(input.clone());
-            continue;
-        }
         if cli.skip_existing && output.exists() {
-            tracing::info!("{}: exists, skipped", output.display());
-            skipped += 1;
-            continue;
+            match finished_output(input, output, rows) {
+                Ok(()) => {
+                    tracing::info!("{}: exists, skipped", output.display());
+                    skipped += 1;
+                    continue;
+                }
+                Err(why) => tracing::info!("{}: exists but {why}; scoring again", output.display()),
+            }
         }
         let outputs = Outputs {
             classes: Some(output.clone()),
@@ -571,7 +606,7 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
                 if let Some(bar) = bar {
                     bar.finish_and_clear();
                 }
-                eprintln!("risk-infer: error: {e}");
+                say(&format!("risk-infer: error: {e}"));
                 failed.push(input.clone());
             }
         }
@@ -587,9 +622,8 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
 
 /// `risk-infer mosaic`: joins part rasters into `output`.
 fn mosaic(parts: &[PathBuf], output: &Path, overviews: bool, cog: bool) -> anyhow::Result<bool> {
-    if let Some(p) = parts.iter().find(|p| same_file(p, output)) {
-        bail!("{}: the output would overwrite a part", p.display());
-    }
+    let inputs: Vec<&Path> = parts.iter().map(PathBuf::as_path).collect();
+    check_outputs(&inputs, &[("-o", output)]).map_err(Usage)?;
     let t0 = std::time::Instant::now();
     let report = risk_inference::shard::mosaic(parts, output, overviews, cog)?;
     tracing::info!(
@@ -616,14 +650,67 @@ fn shares(counts: &[u64; 4]) -> String {
     format!("Low {:.1}% Medium {:.1}% High {:.1}%", s(0), s(1), s(2))
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
+/// Every output path of the run, checked before any work (a usage error): none is an
+/// input, a model or another output, none is a folder, device or FIFO. Batch outputs
+/// are named after their inputs, so two inputs of one stem in different folders collide.
+fn check_paths(cli: &Cli, jobs: &[(PathBuf, PathBuf)], models: &[PathBuf]) -> anyhow::Result<()> {
+    let mut inputs: Vec<&Path> = jobs.iter().map(|(i, _)| i.as_path()).collect();
+    inputs.extend(models.iter().map(PathBuf::as_path));
+    inputs.extend(cli.list.as_deref());
+    let names: Vec<String> = jobs
+        .iter()
+        .map(|(input, _)| match &cli.out_dir {
+            Some(_) => format!("the output of {}", input.display()),
+            None => "-o".to_string(),
+        })
+        .collect();
+    let mut outputs: Vec<(&str, &Path)> = jobs
+        .iter()
+        .zip(&names)
+        .map(|((_, out), name)| (name.as_str(), out.as_path()))
+        .collect();
+    outputs.extend(cli.probs.as_deref().map(|p| ("--probs", p)));
+    outputs.extend(cli.uncertainty.as_deref().map(|p| ("--uncertainty", p)));
+    check_outputs(&inputs, &outputs).map_err(|e| Usage(e).into())
+}
+
+/// Whether an existing output is a finished run's for `input`: it opens, and its grid
+/// (size, georeferencing; a shard's rows) is the one this run would write.
+fn finished_output(input: &Path, output: &Path, rows: Option<(usize, usize)>) -> Result<(), String> {
+    let out = InputRaster::open(output).map_err(|e| format!("cannot be read ({e})"))?;
+    let src = InputRaster::open(input).map_err(|e| e.to_string())?;
+    let (r0, r1) = rows.unwrap_or((0, src.height()));
+    let want = src.georef().offset(0.0, r0 as f64);
+    if (out.width(), out.height()) != (src.width(), r1 - r0) || out.georef() != want || out.band_count() != 1
+    {
+        return Err(format!(
+            "is {}x{} with another grid than {} ({}x{})",
+            out.width(),
+            out.height(),
+            input.display(),
+            src.width(),
+            r1 - r0
+        ));
     }
+    // Read whole: a truncated file is not a finished output.
+    let mut buf = vec![0u8; out.width()];
+    for y in 0..out.height() {
+        out.read_band(1, Window::new(0, y, out.width(), 1), &mut buf)
+            .map_err(|e| format!("cannot be read ({e})"))?;
+    }
+    Ok(())
+}
+
+/// One line on stderr; a closed or broken stderr is not a reason to panic.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn main() -> ExitCode {
+    // First, before any thread starts: no telemetry from ONNX Runtime, and SIGINT /
+    // SIGTERM remove this run's temporary files.
+    risk_inference::session::disable_telemetry();
+    risk_inference::output::install_signal_cleanup();
     let cli = Cli::parse();
     // Log level: errors only with --quiet, else RUST_LOG's level (e.g. `debug` adds the
     // JSON timings), else info; ONNX Runtime's own messages from warnings up.
@@ -642,6 +729,7 @@ fn main() -> ExitCode {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .log_internal_errors(false)
                 .with_target(false)
                 .without_time()
                 .with_level(false),
@@ -662,10 +750,10 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::from(1),
         Err(e) => {
             if let Some(Usage(msg)) = e.downcast_ref::<Usage>() {
-                eprintln!("risk-infer: usage error: {msg}");
+                say(&format!("risk-infer: usage error: {msg}"));
                 return ExitCode::from(2);
             }
-            eprintln!("risk-infer: error: {e:#}");
+            say(&format!("risk-infer: error: {e:#}"));
             ExitCode::from(1)
         }
     }

@@ -266,6 +266,10 @@ fn fit(args: FitArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // First, before any thread starts: no telemetry from ONNX Runtime (export checks),
+    // and SIGINT / SIGTERM remove the run's temporary files.
+    risk_inference::session::disable_telemetry();
+    risk_inference::output::install_signal_cleanup();
     let cli = Cli::parse();
     risk_inference::raster::quiet_gdal_errors();
     let result = match cli.command {
