@@ -789,10 +789,14 @@ impl GeoTiffWriter {
     }
 }
 
-/// Reopens a finished raster and reads every band whole (in strips), so that a file
-/// that GDAL cannot read back (a truncated directory, a missing block) is caught before
+/// Flushes a finished raster to the disk, reopens it and reads every band whole (in
+/// strips), so that a file that GDAL cannot read back (a truncated directory, a missing block) is caught before
 /// it replaces anything.
 fn verify_raster(path: &Path, width: usize, height: usize, bands: usize) -> std::result::Result<(), String> {
+    // GDAL has closed the file; its delayed write errors (NFS, quotas) surface on fsync.
+    std::fs::File::open(path)
+        .and_then(|f| crate::output::sync(&f))
+        .map_err(|e| format!("flushing it to the disk failed ({})", crate::output::io_msg(&e)))?;
     take_gdal_failure();
     let back = InputRaster::open(path).map_err(|e| match e {
         RasterError::Open { msg, .. } | RasterError::Invalid { msg, .. } => {
@@ -800,6 +804,8 @@ fn verify_raster(path: &Path, width: usize, height: usize, bands: usize) -> std:
         }
         other => other.to_string(),
     })?;
+    // Only failures of the reads below count (opening may note harmless ones).
+    take_gdal_failure();
     if (back.width(), back.height(), back.band_count()) != (width, height, bands) {
         return Err(format!(
             "read back as {}x{}x{}, written as {width}x{height}x{bands}",
