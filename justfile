@@ -73,7 +73,7 @@ bundle-check:
 train-default:
     cargo build --release -p risk-training -p risk-inference
     mkdir -p out
-    target/release/risk-train synth --width 2048 --height 2048 --seed 11 --image out/scene2048_s11.tif --labels out/scene2048_s11_labels.tif
+    target/release/risk-train synth --generator v1 --width 2048 --height 2048 --seed 11 --image out/scene2048_s11.tif --labels out/scene2048_s11_labels.tif
     target/release/risk-train fit --config training/config.edge.yaml
     target/release/risk-train export out/runs/edge-b0/best.safetensors --config training/config.edge.yaml --fp16 --meta risk.tile_size=128 --meta risk.tile_overlap=32 --model-version "edge-b0-1: EfficientNet-B0 attention U-Net, synthetic scene seed 11, training/config.edge.yaml" -o models/default.onnx
     just train-eval models/default.onnx models/default_metrics.json
@@ -82,7 +82,7 @@ train-default:
 # A model's metrics on the held-out generated scene vs the V2 baseline and SPEC targets.
 train-eval model="models/default.onnx" metrics="out/heldout/metrics.json":
     mkdir -p out/heldout
-    target/release/risk-train synth --width 1024 --height 1024 --seed 99 --image out/heldout/scene1024_s99.tif --labels out/heldout/scene1024_s99_labels.tif
+    target/release/risk-train synth --generator v1 --width 1024 --height 1024 --seed 99 --image out/heldout/scene1024_s99.tif --labels out/heldout/scene1024_s99_labels.tif
     target/release/risk-infer out/heldout/scene1024_s99.tif -m {{model}} -o out/heldout/risk.tif
     target/release/risk-eval --pred out/heldout/risk.tif --truth out/heldout/scene1024_s99_labels.tif --baseline models/v2_baseline_metrics.json --out out/heldout/eval
     cp out/heldout/eval/metrics.json {{metrics}}
@@ -92,7 +92,7 @@ train-eval model="models/default.onnx" metrics="out/heldout/metrics.json":
 train-ensemble:
     cargo build --release -p risk-training
     mkdir -p out/ensemble
-    target/release/risk-train synth --width 2048 --height 2048 --seed 11 --image out/scene2048_s11.tif --labels out/scene2048_s11_labels.tif
+    target/release/risk-train synth --generator v1 --width 2048 --height 2048 --seed 11 --image out/scene2048_s11.tif --labels out/scene2048_s11_labels.tif
     target/release/risk-train fit --config training/config.edge.yaml --seeds 42,123,456
     for s in 42 123 456; do target/release/risk-train export out/runs/edge-b0/seed$s/best.safetensors --config training/config.edge.yaml --fp16 --meta risk.tile_size=128 --meta risk.tile_overlap=32 --model-version "edge-b0-1 ensemble member, seed $s" -o out/ensemble/edge-b0-seed$s.onnx; done
 

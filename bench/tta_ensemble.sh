@@ -22,7 +22,7 @@ bin="$root/target/release"
 cargo build --release -q -p risk-inference --bin risk-infer --bin risk-eval
 [ -x "$bin/risk-train" ] || cargo build --release -q -p risk-training --bin risk-train
 scene="$out/scene$SEED.tif" labels="$out/scene${SEED}_labels.tif"
-[ -f "$scene" ] || "$bin/risk-train" synth --width "$SIZE" --height "$SIZE" --seed "$SEED" \
+[ -f "$scene" ] || "$bin/risk-train" synth --generator v1 --width "$SIZE" --height "$SIZE" --seed "$SEED" \
     --image "$scene" --labels "$labels" >/dev/null
 if [ -z "${MEMBERS:-}" ]; then
     py="$root/.deps/bench-venv/bin/python"

@@ -196,16 +196,9 @@ impl Dataset {
         for w in &plan.warnings {
             log(format!("warning: {w}"));
         }
-        log(format!(
-            "minority sampling: {} rich tiles, {} duplicates, {} SMOTE tiles (k {}); class-1 share {:.2}% -> {:.2}% -> {:.2}%",
-            plan.rich.len(),
-            plan.duplicates,
-            plan.synthetic,
-            plan.k_used,
-            100.0 * plan.share[0],
-            100.0 * plan.share[1],
-            100.0 * plan.share[2]
-        ));
+        for line in sampling_log(&plan, cfg.sampling.rich_threshold) {
+            log(line);
+        }
         let norm = Normalisation {
             scale: d.scale,
             mean: d.mean.clone(),
@@ -252,6 +245,34 @@ impl Dataset {
             }
         }
     }
+}
+
+/// The log lines of minority sampling: the class-1 share of the training tiles before
+/// sampling, after duplication and after SMOTE, and what each step added (SMOTE's line
+/// as the source system words it).
+pub fn sampling_log(plan: &SamplingPlan, rich_threshold: f64) -> Vec<String> {
+    let pct = |x: f64| format!("{:.2}%", 100.0 * x);
+    vec![
+        format!(
+            "minority sampling: class-1 share of the training tiles {}; {} class-1-rich tiles (>= {:.0}% class 1)",
+            pct(plan.share[0]),
+            plan.rich.len(),
+            100.0 * rich_threshold
+        ),
+        format!(
+            "duplication: {} copies of class-1-rich tiles; class-1 share {} -> {}",
+            plan.duplicates,
+            pct(plan.share[0]),
+            pct(plan.share[1])
+        ),
+        format!(
+            "Generated {} synthetic tiles via SMOTE (k {}); class-1 share {} -> {}",
+            plan.synthetic,
+            plan.k_used,
+            pct(plan.share[1]),
+            pct(plan.share[2])
+        ),
+    ]
 }
 
 /// Stacks tiles into `(B, C, T, T)` normalised images and `(B, T, T)` int64 labels.

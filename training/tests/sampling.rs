@@ -182,6 +182,16 @@ fn plan_duplicates_to_five_percent_then_smotes_to_seven_and_a_half() {
         assert_eq!(label_from, if step <= 0.5 { a } else { b });
     }
     assert!(plan.warnings.is_empty());
+    // The training log states each share and the synthetic tile count (3100 / 99400,
+    // 5260 / 104800, 8500 / 112900 as percentages).
+    assert_eq!(
+        risk_training::train::sampling_log(&plan, 0.30),
+        [
+            "minority sampling: class-1 share of the training tiles 3.12%; 6 class-1-rich tiles (>= 30% class 1)",
+            "duplication: 6 copies of class-1-rich tiles; class-1 share 3.12% -> 5.02%",
+            "Generated 9 synthetic tiles via SMOTE (k 5); class-1 share 5.02% -> 7.53%",
+        ]
+    );
 }
 
 #[test]

@@ -13,7 +13,8 @@ use risk_training::config::TrainConfig;
 use risk_training::device::DeviceChoice;
 use risk_training::model::{RiskUNet, UNetConfig};
 use risk_training::onnx::{self, ExportOptions};
-use risk_training::synth::{self, SynthConfig, SynthDtype};
+use risk_training::synth::stats::{PR_THRESHOLDS, Scene, SceneStats};
+use risk_training::synth::{self, Generator, SynthConfig, SynthDtype};
 use risk_training::train;
 
 #[derive(Parser)]
@@ -49,6 +50,29 @@ enum Command {
         /// Pixel type of the image.
         #[arg(long, value_enum, default_value_t = SynthDtype::U8)]
         dtype: SynthDtype,
+        /// Version of the generative model (v1: the fixtures' and the shipped model's).
+        #[arg(long, value_enum, default_value_t = Generator::V2)]
+        generator: Generator,
+        /// Also write the oracle: per pixel the Bayes-optimal P(Low), P(Medium), P(High)
+        /// given every latent field but `hidden` (float32, nodata -1).
+        #[arg(long)]
+        oracle: Option<PathBuf>,
+    },
+    /// Measure generated scenes per seed: Medium share, Medium-rich tiles, the per-pixel
+    /// colour floor (fitted on --train-seed) and the oracle's metrics and Medium
+    /// precision-recall curve.
+    SynthStats {
+        /// Scenes to measure.
+        #[arg(long, value_delimiter = ',', default_values_t = [101, 102, 103])]
+        seeds: Vec<u64>,
+        /// Scene the colour classifier is fitted on.
+        #[arg(long, default_value_t = 100)]
+        train_seed: u64,
+        /// Side of the square scenes in pixels.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+        #[arg(long, value_enum, default_value_t = Generator::V2)]
+        generator: Generator,
     },
     /// Write the committed test scenes (synth::FIXTURES) into a folder.
     Fixtures {
@@ -265,6 +289,61 @@ fn fit(args: FitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints the `synth-stats` tables (Markdown).
+fn synth_stats(seeds: &[u64], train_seed: u64, size: usize, generator: Generator) {
+    let cfg = |seed| SynthConfig {
+        width: size,
+        height: size,
+        seed,
+        generator,
+        ..SynthConfig::default()
+    };
+    let cdf = synth::oracle::HiddenCdf::new(generator);
+    let train = synth::generate_u8(&cfg(train_seed), 0, size);
+    println!("generator {generator}, {size}x{size} scenes, colour classifier fitted on seed {train_seed}\n");
+    println!(
+        "| seed | Medium | High | rich 256 px | rich 512 px | colour floor kappa (levels) | oracle kappa | oracle P(1) | oracle R(1) | oracle R(2) | oracle rho | oracle max P(1) at R(1) >= 0.30 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut all = Vec::new();
+    for &seed in seeds {
+        let s = SceneStats::measure(&Scene::generate(&cfg(seed), &cdf), &train);
+        let labelled = (s.counts.low + s.counts.medium + s.counts.high).max(1) as f64;
+        let o = &s.oracle;
+        let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+        println!(
+            "| {seed} | {:.2}% | {:.2}% | {}/{} | {}/{} | {:.4} ({}) | {} | {:.4} | {:.4} | {:.4} | {} | {} |",
+            100.0 * s.medium_share,
+            100.0 * s.counts.high as f64 / labelled,
+            s.rich_tiles[0].1,
+            s.rich_tiles[0].2,
+            s.rich_tiles[1].1,
+            s.rich_tiles[1].2,
+            s.colour_floor.0,
+            s.colour_floor.1,
+            opt(o.cohen_kappa),
+            o.classes[1].precision,
+            o.classes[1].recall,
+            o.classes[2].recall,
+            opt(o.spearman_rho),
+            opt(s.precision_at_recall(0.30)),
+        );
+        all.push(s);
+    }
+    println!("\nOracle Medium precision / recall, predicting Medium where P(Medium) >= t:\n");
+    let head: Vec<String> = PR_THRESHOLDS.iter().map(|t| format!("t = {t}")).collect();
+    println!("| seed | {} |", head.join(" | "));
+    println!("|---|{}", "---|".repeat(PR_THRESHOLDS.len()));
+    for s in &all {
+        let cells: Vec<String> = s
+            .oracle_pr
+            .iter()
+            .map(|p| format!("{:.3} / {:.3}", p.1, p.2))
+            .collect();
+        println!("| {} | {} |", s.seed, cells.join(" | "));
+    }
+}
+
 fn main() -> ExitCode {
     // First, before any thread starts: no telemetry from ONNX Runtime (export checks),
     // and SIGINT / SIGTERM remove the run's temporary files.
@@ -281,6 +360,8 @@ fn main() -> ExitCode {
             seed,
             nir,
             dtype,
+            generator,
+            oracle,
         } => {
             let cfg = SynthConfig {
                 width,
@@ -288,17 +369,33 @@ fn main() -> ExitCode {
                 seed,
                 nir,
                 dtype,
+                generator,
                 ..SynthConfig::default()
             };
-            synth::write_scene(&cfg, &image, &labels).map(|counts| {
-                println!(
-                    "{}x{} seed {seed}: {counts} -> {}, {}",
-                    width,
-                    height,
-                    image.display(),
-                    labels.display()
-                );
-            })
+            synth::write_scene(&cfg, &image, &labels)
+                .map(|counts| {
+                    println!(
+                        "{}x{} seed {seed} ({generator}): {counts} -> {}, {}",
+                        width,
+                        height,
+                        image.display(),
+                        labels.display()
+                    );
+                })
+                .and_then(|()| match &oracle {
+                    Some(path) => synth::oracle::write_oracle(&cfg, path)
+                        .map(|()| println!("oracle -> {}", path.display())),
+                    None => Ok(()),
+                })
+        }
+        Command::SynthStats {
+            seeds,
+            train_seed,
+            size,
+            generator,
+        } => {
+            synth_stats(&seeds, train_seed, size, generator);
+            Ok(())
         }
         Command::Fixtures { out } => synth::FIXTURES.iter().try_for_each(|f| {
             f.write(&out)
