@@ -364,14 +364,16 @@ fn resolve(path: &Path) -> PathBuf {
 /// Checks a run's output paths before any work: every output names a regular file (or
 /// none yet), ends in a file name, and differs from every input and every other output
 /// once symbolic links and `..` are resolved. `outputs` are `(what, path)`, e.g.
-/// `("--probs", p)`. The error (a usage error) names the paths.
+/// `("--probs", p)` or `("the output of a.tif", p)`. The error (a usage error) names the
+/// paths: `out/x_risk.tif (the output of b/x.tif) and ... are the same file`.
 pub fn check_outputs(inputs: &[&Path], outputs: &[(&str, &Path)]) -> Result<(), String> {
     let resolved_inputs: Vec<PathBuf> = inputs.iter().map(|p| resolve(p)).collect();
-    let mut seen: Vec<(PathBuf, &str, &Path)> = Vec::new();
+    let mut seen: Vec<(PathBuf, String)> = Vec::new();
     for &(what, out) in outputs {
+        let named = format!("{} ({what})", out.display());
         let text = out.as_os_str().as_encoded_bytes();
         if text.ends_with(b"/") || out.file_name().is_none() {
-            return Err(format!("{what} {}: names a folder, not a file", out.display()));
+            return Err(format!("{named}: names a folder, not a file"));
         }
         if let Ok(meta) = std::fs::metadata(out) {
             let kind = meta.file_type();
@@ -390,28 +392,20 @@ pub fn check_outputs(inputs: &[&Path], outputs: &[(&str, &Path)]) -> Result<(), 
                         "not a regular file"
                     }
                 };
-                return Err(format!(
-                    "{what} {}: is {is}; outputs must be regular files",
-                    out.display()
-                ));
+                return Err(format!("{named}: is {is}; outputs must be regular files"));
             }
         }
         let r = resolve(out);
         if let Some(i) = resolved_inputs.iter().position(|p| p == &r) {
             return Err(format!(
-                "{what} {}: would overwrite the input {}",
-                out.display(),
+                "{named} would overwrite the input {}",
                 inputs[i].display()
             ));
         }
-        if let Some((_, other, path)) = seen.iter().find(|(p, _, _)| p == &r) {
-            return Err(format!(
-                "{what} {} and {other} {} are the same file",
-                out.display(),
-                path.display()
-            ));
+        if let Some((_, other)) = seen.iter().find(|(p, _)| p == &r) {
+            return Err(format!("{named} and {other} are the same file"));
         }
-        seen.push((r, what, out));
+        seen.push((r, named));
     }
     Ok(())
 }
