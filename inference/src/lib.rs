@@ -9,6 +9,8 @@
 //! the blended probabilities. [`metrics`] compares class maps with label rasters.
 //! [`crf`] is the dense CRF (pydensecrf-exact permutohedral mean-field, tiled for large
 //! rasters); [`npy`] reads and writes the `.npy` arrays of the Python reference harness.
+//! [`output`] is the one way every writer puts a file in place (temporary, verified,
+//! renamed) and checks a run's output paths first.
 //! [`shard`] splits one run over N jobs (`--shard I/N`) and mosaics their parts.
 //! [`autobatch`] chooses the tiles per model run (`--batch auto`) by timing batches.
 

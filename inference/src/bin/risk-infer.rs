@@ -2,7 +2,9 @@
 //! logging and exit codes only; the work is in `risk_inference::engine`.
 //!
 //! Exit codes: 0 all inputs scored (or skipped), 1 a runtime failure (any input failed;
-//! the others still run), 2 a usage error.
+//! the others still run), 2 a usage error (bad arguments or limits, or an output path
+//! that is an input, another output, a folder, device or FIFO: all checked before any
+//! work), 130 / 143 interrupted by SIGINT / SIGTERM (temporary files removed).
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
