@@ -50,6 +50,9 @@ pub enum EngineError {
     Model(#[from] ModelError),
     #[error("{path}: {msg}")]
     Input { path: PathBuf, msg: String },
+    /// A failure on one of the CRF pass's hidden temporary rasters, told as the output's.
+    #[error("{0}")]
+    Temporary(String),
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
@@ -226,7 +229,11 @@ pub fn run(
         rows: Some(blend_rows),
         ..opts.clone()
     };
-    let mut report = run_model(predictor, input, &pass1, &pass1_opts, progress)?;
+    // Errors on the hidden temporaries name the output they are for (a full disk is the
+    // output's problem, not a strange file's).
+    let temporaries: Vec<&TempOutput> = std::iter::once(&blended).chain(&model_uncertainty).collect();
+    let named = |e: EngineError| for_output(e, &temporaries, beside);
+    let mut report = run_model(predictor, input, &pass1, &pass1_opts, progress).map_err(named)?;
     // Pass 2: the CRF, writing the real outputs.
     let writers = Writers::create(outputs, w, h, &raster.georef(), opts, predictor.views())?;
     drop(raster);
@@ -242,12 +249,32 @@ pub fn run(
         opts.memory_budget,
         rows,
         writers,
-    )?;
+    )
+    .map_err(named)?;
     report.class_counts_before_crf = Some(report.class_counts);
     report.class_counts = crf_report.class_counts;
     report.crf = Some(crf_report);
     report.total_s = start.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// `e` with every mention of one of `temporaries` (and of the hidden name GDAL's writer
+/// gave it) replaced by the output it serves.
+fn for_output(e: EngineError, temporaries: &[&TempOutput], output: &std::path::Path) -> EngineError {
+    let mut text = e.to_string();
+    let before = text.clone();
+    for t in temporaries {
+        let what = format!("{} (temporary CRF input)", output.display());
+        // The writer's own temporary of the temporary first, then the temporary itself.
+        let inner = crate::output::temp_path_for(t.path(), "tmp");
+        text = text.replace(&inner.display().to_string(), &what);
+        text = text.replace(&t.path().display().to_string(), &what);
+    }
+    if text == before {
+        e
+    } else {
+        EngineError::Temporary(text)
+    }
 }
 
 /// The rows `[r0, r1)` a run writes: `opts.rows`, checked against the raster's `height`,

@@ -183,6 +183,7 @@ fn full_disk_fails_and_keeps_the_old_output() {
             !err.contains("not a raster") && !err.contains("Error msg"),
             "{case}: {err}"
         );
+        assert!(!err.contains(".part"), "{case}: names a hidden temporary: {err}");
         assert_eq!(
             std::fs::read(&out).unwrap(),
             old,
