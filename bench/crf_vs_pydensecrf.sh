@@ -1,24 +1,23 @@
 #!/usr/bin/env bash
-# Dense CRF benchmark, side by side in one run: pydensecrf (shared harness,
-# crf_reference.py run) and risk-crf on the same 2048x2048 scene, enhanced preset.
-# Reports wall time, the ratio, label agreement and max |Q diff| (crf_reference.py compare),
+# Dense CRF benchmark, side by side in one run: pydensecrf (bench/reference/crf_harness.py
+# run) and risk-crf on the same 2048x2048 scene, enhanced preset.
+# Reports wall time, the ratio, label agreement and max |Q diff| (crf_harness.py compare),
 # peak RSS (/usr/bin/time -v) and bytes per pixel of both; then the tiled path of risk-crf
 # on an 8192x8192 scene (default tile 8192, so one tile; and --tile 4096: 4 tiles).
 #
 # Usage (workspace root): bash bench/crf_vs_pydensecrf.sh [OUT_DIR]   (SIZE=2048 BIG=8192)
-# Needs: the shared harness venv (.deps/bench-venv, made by its setup.sh) and a release
-# build of risk-crf (built here). Timings depend on machine load: run on an idle machine.
+# Needs: the bench venv (.deps/bench-venv, made here by bench/reference/setup.sh on first
+# use) and a release build of risk-crf (built here). Timings depend on machine load: run on an idle machine.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$root/out/crf_bench}"
 size="${SIZE:-2048}"
 big="${BIG:-8192}"
-bench="${BENCH_DIR:-/work/shared/bench}"
 venv="${BENCH_VENV:-$root/.deps/bench-venv}"
 py="$venv/bin/python"
-ref="$bench/crf_reference.py"
+ref="$root/bench/reference/crf_harness.py"
 mkdir -p "$out"
-bash "$bench/setup.sh" "$venv" >/dev/null
+bash "$root/bench/reference/setup.sh" bench "$venv"
 [ -f "$root/.deps/env.sh" ] && source "$root/.deps/env.sh"
 crf="${RISK_CRF:-}"   # RISK_CRF=path/to/risk-crf skips the build
 if [ -z "$crf" ]; then
@@ -31,7 +30,7 @@ field() { grep -F "$1" "$2" | awk -F': ' '{print $2}'; }
 secs() { awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }' <<<"$1"; }
 
 scene="$out/sc$size"
-[ -f "$scene/prob.npy" ] || "$py" "$ref" make-scene --size "$size" --seed 1 --out "$scene" >/dev/null
+[ -f "$scene/prob.npy" ] || "$py" "$ref" scene --size "$size" --seed 1 --out "$scene" >/dev/null
 echo "== $size x $size, enhanced, $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/time -v "$py" "$ref" run --in "$scene" --params enhanced --out "$out/py$size" --no-unary \
     >"$out/py$size.json" 2>"$out/py$size.time"
@@ -55,7 +54,7 @@ echo "pydensecrf split: $(grep -o '"seconds": {[^}]*}' "$out/py$size.json")"
 # Tiled path on a large scene (risk-crf only: pydensecrf would need about 16 GiB).
 if [ "$big" -gt 0 ]; then
     scene="$out/sc$big"
-    [ -f "$scene/prob.npy" ] || "$py" "$ref" make-scene --size "$big" --seed 1 --out "$scene" >/dev/null
+    [ -f "$scene/prob.npy" ] || "$py" "$ref" scene --size "$big" --seed 1 --out "$scene" >/dev/null
     for tile in ${TILES:-8192 4096}; do
         /usr/bin/time -v "$crf" --img "$scene/img.npy" --prob "$scene/prob.npy" --preset enhanced \
             --tile "$tile" --out "$out/rs$big-t$tile" >"$out/rs$big-t$tile.json" 2>"$out/rs$big-t$tile.time"

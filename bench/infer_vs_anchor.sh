@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# risk-infer vs the Python peer pipeline (../shared/bench/anchor_infer.py: rasterio +
+# risk-infer vs the Python peer pipeline (bench/reference/peer_infer.py: rasterio +
 # onnxruntime + numpy blending), side by side in one run on the same raster, model,
 # tile, overlap, batch and threads, CRF off. Prints both tools' JSON timings, wall time
 # and peak RSS (/usr/bin/time -v), and the ratio.
@@ -12,27 +12,28 @@
 #                                             # light MODEL this measures the pipeline's memory
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bench="$root/../shared/bench"
+ref="$root/bench/reference"
 out="${1:-$root/out/bench-infer}"
 SIZE="${SIZE:-8192}" TILE="${TILE:-512}" OVERLAP="${OVERLAP:-64}" BATCH="${BATCH:-4}" THREADS="${THREADS:-2}"
 MODEL="${MODEL:-$root/models/default.onnx}"
 mkdir -p "$out"
 source "$root/.deps/env.sh"
 py="$root/.deps/bench-venv/bin/python"
-[ -x "$py" ] || bash "$bench/setup.sh" "$root/.deps/bench-venv"
+bash "$ref/setup.sh" bench "$root/.deps/bench-venv"
 if [ "$MODEL" = b0 ]; then
     MODEL="$out/b0.onnx"
-    [ -f "$MODEL" ] || "$root/.deps/smp-venv/bin/python" "$bench/smp_reference.py" export \
+    bash "$ref/setup.sh" smp "$root/.deps/smp-venv"
+    [ -f "$MODEL" ] || "$root/.deps/smp-venv/bin/python" "$ref/smp_ref.py" export \
         --encoder efficientnet-b0 --decoder 128,64,32,16,8 --out "$MODEL"
 fi
 cargo build --release -q -p risk-inference --bin risk-infer
 raster="$out/r$SIZE.tif"
-[ -f "$raster" ] || "$py" "$bench/make_raster.py" "$raster" --width "$SIZE" --height "$SIZE" --nodata 0
+[ -f "$raster" ] || "$py" "$ref/make_raster.py" "$raster" --width "$SIZE" --height "$SIZE" --nodata 0
 
 peak() { grep "Maximum resident" "$1" | awk '{printf "%.0f", $6/1024}'; }
 wall() { grep "Elapsed (wall" "$1" | awk '{print $8}'; }
 echo "== $SIZE x $SIZE, model $(basename "$MODEL"), tile $TILE overlap $OVERLAP batch $BATCH threads $THREADS, $(uptime | sed 's/.*load/load/')"
-/usr/bin/time -v "$py" "$bench/anchor_infer.py" "$MODEL" "$raster" "$out/anchor.tif" --tile "$TILE" \
+/usr/bin/time -v "$py" "$ref/peer_infer.py" "$MODEL" "$raster" "$out/anchor.tif" --tile "$TILE" \
     --overlap "$OVERLAP" --batch "$BATCH" --threads "$THREADS" --crf none >"$out/anchor.json" 2>"$out/anchor.time"
 /usr/bin/time -v env RUST_LOG=debug "$root/target/release/risk-infer" "$raster" -o "$out/ours.tif" --model "$MODEL" \
     --tile "$TILE" --overlap "$OVERLAP" --batch "$BATCH" --threads "$THREADS" --crf off 2>"$out/ours.log" || {
@@ -40,7 +41,7 @@ echo "== $SIZE x $SIZE, model $(basename "$MODEL"), tile $TILE overlap $OVERLAP 
 anchor_total=$(tail -n 1 "$out/anchor.json" | "$py" -c "import json,sys; print(json.loads(sys.stdin.read())['total_s'])")
 ours_json=$(grep -o 'timings {.*}' "$out/ours.log" | sed 's/^timings //')
 ours_total=$(echo "$ours_json" | "$py" -c "import json,sys; print(json.loads(sys.stdin.read())['total_s'])")
-echo "anchor_infer.py: $(tail -n 1 "$out/anchor.json")"
+echo "peer_infer.py:   $(tail -n 1 "$out/anchor.json")"
 echo "  wall $(wall "$out/anchor.time"), peak RSS $(peak "$out/anchor.time") MiB"
 echo "risk-infer:      $ours_json"
 echo "  wall $(wall "$out/ours.log"), peak RSS $(peak "$out/ours.log") MiB"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One training step (forward + loss + backward + AdamW) timed side by side on this machine:
-# PyTorch eager (smp 0.6.0 Unet, `smp_reference.py train-step`) and the Rust/tch model of
+# PyTorch eager (smp 0.6.0 Unet, `bench/reference/smp_ref.py train-step`) and the Rust/tch model of
 # risk-training (examples/train_step.rs, the same work: train mode, cross-entropy,
 # AdamW lr 1e-3 wd 1e-2, fixed random batch, median of STEPS after 2 warm-up steps), then the
 # Rust step of the full V2.5 model (CBAM + focal + 0.3 CORAL) for reference.
@@ -19,7 +19,7 @@ esac
 # shellcheck disable=SC1091
 source .deps/env.sh
 py=.deps/smp-venv/bin/python
-[ -x "$py" ] || { echo "train_step.sh: $py missing; run scripts/setup.sh" >&2; exit 1; }
+bash bench/reference/setup.sh smp .deps/smp-venv
 cargo build -q --release -p risk-training --example train_step
 rust=target/release/examples/train_step
 common=(--batch "$batch" --size "$size" --steps "$steps" --threads "$threads")
@@ -30,7 +30,7 @@ rounds="${ROUNDS:-2}"
 all=()
 for r in $(seq 1 "$rounds"); do
     echo "== round $r: PyTorch eager (smp) =="
-    j=$(OMP_NUM_THREADS="$threads" "$py" ../shared/bench/smp_reference.py train-step \
+    j=$(OMP_NUM_THREADS="$threads" "$py" bench/reference/smp_ref.py train-step \
         "${smp_args[@]}" "${common[@]}" 2>/dev/null | tail -n 1)
     echo "$j"; all+=("torch $j")
     echo "== round $r: Rust tch (same step) =="

@@ -26,6 +26,7 @@ scene="$out/scene$SEED.tif" labels="$out/scene${SEED}_labels.tif"
     --image "$scene" --labels "$labels" >/dev/null
 if [ -z "${MEMBERS:-}" ]; then
     py="$root/.deps/bench-venv/bin/python"
+    bash "$root/bench/reference/setup.sh" bench "$root/.deps/bench-venv"
     MEMBERS="$out/a_scene512.onnx $out/b_scene700x433.onnx $out/c_odd.onnx"
     [ -f "$out/a_scene512.onnx" ] || "$py" "$root/models/make_toy_model.py" --fit-on scene512 -o "$out/a_scene512.onnx" >/dev/null
     [ -f "$out/b_scene700x433.onnx" ] || "$py" "$root/models/make_toy_model.py" --fit-on scene700x433 -o "$out/b_scene700x433.onnx" >/dev/null

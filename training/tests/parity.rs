@@ -1,5 +1,5 @@
 //! Architecture parity with the source model: smp 0.6.0 `Unet(efficientnet-b0 / -b4)`
-//! built with a fixed seed by `../shared/bench/smp_reference.py dump` (state dict, one
+//! built with a fixed seed by `bench/reference/smp_ref.py dump` (state dict, one
 //! 1x3x64x64 input and its eval-mode logits, as safetensors), loaded into [`RiskUNet`]
 //! (without CBAM, which smp lacks) by name; the Rust forward pass must give the same
 //! logits within 1e-4 and the same parameter counts.
@@ -35,7 +35,7 @@ fn reference(encoder: &str, decoder: &str) -> PathBuf {
     );
     std::fs::create_dir_all(&dir).expect("create target/tmp/smp-parity");
     let part = dir.join(format!("{encoder}.{}.part", std::process::id()));
-    let script = root.join("../shared/bench/smp_reference.py"); // the shared reference tools
+    let script = root.join("bench/reference/smp_ref.py");
     let status = Command::new(&python)
         .arg(&script)
         .args([
@@ -52,8 +52,8 @@ fn reference(encoder: &str, decoder: &str) -> PathBuf {
         .arg("--out")
         .arg(&part)
         .status()
-        .expect("run smp_reference.py");
-    assert!(status.success(), "smp_reference.py dump failed for {encoder}");
+        .expect("run bench/reference/smp_ref.py");
+    assert!(status.success(), "smp_ref.py dump failed for {encoder}");
     std::fs::rename(&part, &out).expect("move the reference into place");
     out
 }
@@ -106,7 +106,7 @@ fn b0_matches_smp() {
     let (diff, counts, file_params) = check(UNetConfig::b0(), "efficientnet-b0", "128,64,32,16,8");
     eprintln!("b0: max |rust - smp| = {diff:.3e}, parameters {counts:?}");
     assert!(diff <= TOLERANCE, "b0 logits differ from smp by {diff:e}");
-    // smp_reference.py params (bench/README.md): 4,835,319 = 4,007,548 + 827,552 + 219.
+    // smp's parameter count: 4,835,319 = 4,007,548 + 827,552 + 219.
     assert_eq!(
         (counts.encoder, counts.decoder, counts.head),
         (4_007_548, 827_552, 219)

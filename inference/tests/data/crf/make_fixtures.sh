@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Regenerates the committed pydensecrf parity fixtures (see make_fixtures.py for what is stored).
-# Usage, from the workspace root:  bash inference/tests/data/crf/make_fixtures.sh
+# Regenerates the committed pydensecrf parity fixtures (make_fixtures.py says what is stored).
+# Usage, from the workspace root: bash inference/tests/data/crf/make_fixtures.sh
+# BENCH_VENV picks the venv (default .deps/bench-venv, made by bench/reference/setup.sh).
 set -euo pipefail
-venv="${BENCH_VENV:-.deps/bench-venv}"
-bash "${BENCH_DIR:-/work/shared/bench}/setup.sh" "$venv"
-"$venv/bin/python" "$(dirname "$0")/make_fixtures.py" "${1:-/tmp/crf_fixtures}"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../.." && pwd)"
+venv="${BENCH_VENV:-$root/.deps/bench-venv}"
+bash "$root/bench/reference/setup.sh" bench "$venv"
+"$venv/bin/python" "$root/inference/tests/data/crf/make_fixtures.py"
