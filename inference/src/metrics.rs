@@ -35,14 +35,8 @@
 //! counted, so memory is a few strips whatever the raster size; the quicklook keeps one
 //! row of block histograms and its small output images.
 //!
-//! Measured with `/usr/bin/time -v target/release/risk-eval --pred pred.tif --truth
-//! truth.tif --baseline models/v2_baseline_metrics.json --out eval` on two 16384 x 16384
-//! u8 GeoTIFFs (268 M pixels each; DEFLATE, 512 x 512 tiles; nodata 255), release build,
-//! on the 2-core development machine while other builds ran (load average about 11): all
-//! outputs written, **peak RSS 87 MB**, **4.3-5.9 s wall, 2.0-2.6 s user CPU** over five
-//! runs. Without dropping the blocks from GDAL's cache the same run peaked at 594 MB (the
-//! cache fills up to `GDAL_CACHEMAX`, 5% of RAM by default). Inputs made with NumPy and
-//! `gdal_translate -co TILED=YES -co COMPRESS=DEFLATE`.
+//! Measured peak memory and time on two 16384 x 16384 rasters: `bench/README.md`
+//! ("risk-eval").
 
 use std::path::{Path, PathBuf};
 

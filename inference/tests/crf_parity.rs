@@ -1,6 +1,6 @@
-//! Dense CRF against pydensecrf 1.0rc3: committed reference outputs of the shared harness
-//! (`inference/tests/data/crf/make_fixtures.sh` made them: `crf_reference.py make-scene
-//! --size 256 --seed 1`, probabilities quantised to uint8, `crf_reference.py run`).
+//! Dense CRF against pydensecrf 1.0rc3: committed reference outputs of the pydensecrf harness
+//! (`inference/tests/data/crf/make_fixtures.sh` made them: the `bench/reference/scene.py`
+//! scene 256 x 256 seed 1, probabilities quantised to uint8, `crf_harness.dense_crf`).
 //! Cases: the 256x256 scene and a 200x131 crop of it, presets `default` and `enhanced`.
 //! Required: label agreement >= 99.9%; max |Q diff| is printed and must stay below 1e-4.
 

@@ -5,7 +5,7 @@
 use risk_inference::crf::{self, BandStretch, CrfParams, CrfTiling};
 
 /// Deterministic scene: smooth class regions (sums of sines), class colours plus noise,
-/// probabilities `softmax(2.2 onehot + noise)` as the shared harness makes them.
+/// probabilities `softmax(2.2 onehot + noise)` as the pydensecrf harness's scenes have them.
 fn scene(w: usize, h: usize) -> (Vec<u8>, Vec<f32>) {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut noise = move || {

@@ -1,6 +1,6 @@
 //! One training step timed, the Rust side of `bench/train_step.sh`: the same work as
-//! `smp_reference.py train-step` (train mode, forward, cross-entropy on the class logits,
-//! backward, AdamW lr 1e-3 weight decay 1e-2, on a fixed random batch; median after 2
+//! `bench/reference/smp_ref.py train-step` (train mode, forward, cross-entropy on the class
+//! logits, backward, AdamW lr 1e-3 weight decay 1e-2, on a fixed random batch; median after 2
 //! warm-up steps), optionally with the full V2.5 step (CBAM + focal + 0.3 CORAL).
 //!
 //!     cargo run --release -p risk-training --example train_step -- \

@@ -1,5 +1,5 @@
-//! `config.yaml` of `risk-train fit`: every training parameter of SPEC.md ("Training") with
-//! the source's value as default. Unknown keys are errors (`deny_unknown_fields`), so a
+//! `config.yaml` of `risk-train fit`: every training parameter of `docs/spec.md` ("Training")
+//! with the source's value as default. Unknown keys are errors (`deny_unknown_fields`), so a
 //! misspelt key never falls back to a default silently. `training/config.yaml` is the
 //! documented default file; [`TrainConfig::from_yaml`] reads one.
 

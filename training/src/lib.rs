@@ -1,9 +1,9 @@
 //! risk-training: everything that needs libtorch.
 //!
-//! - [`model`]: the attention U-Net of SPEC.md (EfficientNet B4 / B0 encoder, CBAM, smp
-//!   U-Net decoder, class and CORAL heads) with smp state-dict names, and weight import
+//! - [`model`]: the attention U-Net of `docs/spec.md` ("Model"): EfficientNet B4 / B0 encoder,
+//!   CBAM, smp U-Net decoder, class and CORAL heads, with smp state-dict names, and weight import
 //!   from PyTorch safetensors checkpoints;
-//! - [`config`]: `config.yaml` (every SPEC.md training parameter, unknown keys rejected);
+//! - [`config`]: `config.yaml` (every training parameter of `docs/spec.md`; unknown keys fail);
 //! - [`amp`]: mixed precision (autocast float16 on CUDA, bfloat16 on CUDA or the CPU);
 //! - [`device`]: CPU or CUDA (libtorch's CUDA backend loaded at start-up when present);
 //! - [`data`]: tiles, spatial-block split, augmentation, minority sampling (duplication +
@@ -17,11 +17,8 @@
 //! - [`train`]: the loop of `risk-train fit` (AdamW, schedule, validation metrics,
 //!   checkpoints, early stopping, resume).
 //!
-//! Speed (`bench/train_step.sh b0 4 256 10 2`, side by side, 2 cores, 2 interleaved
-//! rounds, best median of 10 steps): one B0 training step at batch 4 x 3 x 256 x 256 takes
-//! 676.6 ms in Rust/tch and 699.2 ms in PyTorch eager with smp (ratio 0.97); the full
-//! V2.5 step (CBAM, focal + 0.3 CORAL) 691.0 ms. The model code is libtorch either way,
-//! so the ratio stays near 1.
+//! A training step costs about what PyTorch eager with smp costs (the model code is
+//! libtorch either way): `bench/train_step.sh`, results in `bench/README.md`.
 //!
 //! The crate reuses `risk_inference` for raster I/O, metrics and (in tests) ONNX Runtime;
 //! never the other way round.

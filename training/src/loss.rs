@@ -1,4 +1,4 @@
-//! The training losses of SPEC.md ("Training"): softmax focal loss on the class logits plus
+//! The training losses of `docs/spec.md` ("Training"): softmax focal loss on the class logits plus
 //! 0.3 x CORAL loss on the ordinal logits, with nodata pixels ignored.
 //!
 //! - Focal loss (Lin et al. 2017, multi-class softmax form): per labelled pixel

@@ -1,4 +1,4 @@
-//! The training loop of `risk-train fit` (SPEC.md, "Training").
+//! The training loop of `risk-train fit` (`docs/spec.md`, "Training").
 //!
 //! 1. Tiles: the grid over the image / label pair, tiles with too few labelled pixels left
 //!    out, the spatial-block split ([`crate::data::split`]), class counts per split.

@@ -1,6 +1,6 @@
 //! Model structure checks that need no Python: the static "same" pads of the stride-2
-//! convolutions (the table in bench/README.md, computed there by smp 0.6.0), block counts
-//! and skip channels of SPEC.md, head shapes, and the weight-import error.
+//! convolutions (the table in `docs/spec.md`, "Model", read from smp 0.6.0), block counts
+//! and skip channels of `docs/spec.md` ("Model"), head shapes, and the weight-import error.
 
 use risk_training::model::{
     EncoderConfig, ParameterCounts, RiskUNet, StaticPad, UNetConfig, WeightError, import_tensors,
@@ -25,7 +25,7 @@ fn stride2_pads(cfg: &EncoderConfig) -> Vec<StaticPad> {
 
 #[test]
 fn static_same_pads_match_smp_table() {
-    // bench/README.md, "Static same padding": b0 (224) and b4 (380).
+    // docs/spec.md, "Model" (the pads table): b0 (224) and b4 (380).
     assert_eq!(
         stride2_pads(&EncoderConfig::b0()),
         vec![pad(0, 1), pad(0, 1), pad(1, 2), pad(0, 1), pad(1, 2)]

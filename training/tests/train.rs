@@ -27,7 +27,7 @@ fn shipped_config_holds_spec_defaults() {
     expected.data.labels = "../out/scene2048_s1_labels.tif".into();
     expected.out = "../out/runs/b4".into();
     assert_eq!(cfg, expected);
-    // SPEC.md, "Training".
+    // docs/spec.md, "Training".
     assert_eq!(
         (cfg.loss.gamma, cfg.loss.alpha.clone(), cfg.loss.coral_weight),
         (2.5, vec![0.4, 2.5, 2.0], 0.3)

@@ -1,5 +1,6 @@
-//! risk-crf: the dense CRF on `.npy` arrays, in the shared harness' formats, so that
-//! `crf_reference.py compare` checks it directly and anyone can benchmark it.
+//! risk-crf: the dense CRF on `.npy` arrays, in the formats of the pydensecrf harness
+//! (`bench/reference/crf_harness.py`), so that its `compare` checks it directly and anyone
+//! can benchmark it.
 //!
 //!     risk-crf --img img.npy (--prob prob.npy | --unary unary.npy) --preset enhanced \
 //!              [--iters K] [--tile 8192 --halo 256] --out DIR

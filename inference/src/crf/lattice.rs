@@ -58,7 +58,7 @@ pub fn scale_factors<const D: usize>() -> [f32; D] {
     std::array::from_fn(|i| (1.0 / (((i + 2) * (i + 1)) as f64).sqrt() * inv_std as f64) as f32)
 }
 
-/// Step 2 of the algorithm notes, shared by [`embed`] and [`bary_of`]: elevates a scaled
+/// Step 2 of `docs/pydensecrf.md` ("Building the lattice"), shared by [`embed`] and [`bary_of`]: elevates a scaled
 /// feature vector onto the hyperplane, `E[j] = sm - j * cf` where `sm` accumulates
 /// `cf = f[j-1] * scale[j-1]` for `j = D..1`, and `E[0] = sm`.
 #[inline(always)]
@@ -75,7 +75,7 @@ fn elevate<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> [f32; MAX_D + 1] {
 }
 
 /// Embeds one feature vector: the scalar reference of `Permutohedral::init` (SSE path),
-/// steps 2 to 5 of the algorithm notes in `bench/README.md`.
+/// steps 2 to 5 of `docs/pydensecrf.md` ("Building the lattice").
 #[inline]
 pub fn embed<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> Simplex<D> {
     let dp1 = (D + 1) as f32;

@@ -214,15 +214,15 @@ impl MetricKey {
     }
 }
 
-/// A V2.5 target of SPEC.md: `metric >= minimum`.
+/// A V2.5 target of `docs/spec.md` ("Evaluation"): `metric >= minimum`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Target {
     pub metric: MetricKey,
     pub minimum: f64,
 }
 
-/// SPEC.md's V2.5 targets: kappa >= 0.48, class-1 precision >= 22%, class-2 recall >= 93%,
-/// Spearman rho >= 0.58.
+/// The V2.5 targets of `docs/spec.md` ("Evaluation"): kappa >= 0.48, class-1 precision >= 22%,
+/// class-2 recall >= 93%, Spearman rho >= 0.58.
 pub const SPEC_TARGETS: [Target; 4] = [
     Target {
         metric: MetricKey::CohenKappa,
@@ -353,7 +353,7 @@ pub fn markdown(current: &MetricsFile, baseline_path: Option<&str>, rows: &[Row]
         }
     }
     let (met, of) = targets_met(rows);
-    let _ = writeln!(md, "- SPEC.md V2.5 targets met: **{met} of {of}**\n");
+    let _ = writeln!(md, "- V2.5 targets of docs/spec.md met: **{met} of {of}**\n");
     let _ = writeln!(md, "| metric | value | baseline | delta | SPEC target |");
     let _ = writeln!(md, "|---|---:|---:|---:|---|");
     for r in rows {

@@ -1,7 +1,7 @@
-//! Training augmentation of one tile (SPEC.md): random horizontal / vertical flips and
-//! 90-degree rotations (image and labels together), then colour jitter on the first three
-//! (RGB) bands of the image in [0, 1]: brightness `x * b`, contrast `(x - m) * c + m` (m the
-//! tile's mean grey), saturation `(x - g) * s + g` (g the pixel's grey, ITU-R 601 weights),
+//! Training augmentation of one tile (`docs/spec.md`, "Training"): random horizontal / vertical
+//! flips and 90-degree rotations (image and labels together), then colour jitter on the first
+//! three (RGB) bands of the image in [0, 1]: brightness `x * b`, contrast `(x - m) * c + m` (m
+//! the tile's mean grey), saturation `(x - g) * s + g` (g the pixel's grey, ITU-R 601 weights),
 //! each factor uniform in `[1 - j, 1 + j]`, results clamped to [0, 1]. Draws come from a
 //! numpy-compatible `RandomState`, so a seed fixes the augmentation.
 

@@ -3,8 +3,8 @@
 //! - [`tiles`]: the tile grid of an image / label raster pair, class counts, tile reads;
 //! - [`split`]: spatial-block train / validation / test split;
 //! - [`augment`]: flips, 90-degree rotations, colour jitter;
-//! - [`sampling`]: the minority-sampling plan of SPEC.md (class-1-rich tiles duplicated to
-//!   5% class 1, then SMOTE to 7.5%) over per-tile class counts;
+//! - [`sampling`]: the minority-sampling plan of `docs/spec.md` ("Training"): class-1-rich
+//!   tiles duplicated to 5% class 1, then SMOTE to 7.5%, over per-tile class counts;
 //! - [`smote`]: SMOTE drawing exactly the samples imbalanced-learn draws;
 //! - [`numpy_rng`]: numpy's legacy `RandomState` (MT19937), which SMOTE's draws need.
 //!

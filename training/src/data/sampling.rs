@@ -1,4 +1,4 @@
-//! Minority sampling of SPEC.md ("Minority sampling"), as a plan over training tiles:
+//! Minority sampling of `docs/spec.md` ("Training"), as a plan over training tiles:
 //!
 //! 1. Class-1-rich tiles are those with at least `rich_threshold` (30%) of their labelled
 //!    pixels in class 1 (Medium).

@@ -1,5 +1,5 @@
 //! CBAM-style attention (Woo et al. 2018), new in the source's V2.5 and applied to the
-//! deepest encoder features only (SPEC.md, "Attention").
+//! deepest encoder features only (`docs/spec.md`, "Model", attention).
 //!
 //! 1. Channel attention: global average pool and global max pool, each through a shared
 //!    MLP `C -> C/16 -> C` (1x1 convolutions with bias, ReLU between), summed, sigmoid,

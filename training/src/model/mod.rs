@@ -1,4 +1,4 @@
-//! The attention U-Net of SPEC.md ("The model"): an EfficientNet encoder, a CBAM attention
+//! The attention U-Net of `docs/spec.md` ("Model"): an EfficientNet encoder, a CBAM attention
 //! module on the deepest features, the smp U-Net decoder and two heads (class logits and
 //! CORAL ordinal logits).
 //!

@@ -7,7 +7,7 @@ Inputs are closed-form (no RNG), so the Rust test rebuilds them exactly:
   class logits   (2, 3, 3, 4): 3 sin(0.7 i + 0.3), i = flat index
   ordinal logits (2, 2, 3, 4): 2 cos(0.9 i) - 0.5
   labels         (2, 3, 4):    LABELS below (255 = nodata)
-Definitions (SPEC.md, "Training"):
+Definitions (docs/spec.md, "Training"):
   focal  = mean over labelled pixels of -alpha_y (1 - p_y)^gamma log p_y, p = softmax
   coral  = mean over labelled pixels of sum_k BCE-with-logits(z_k, 1[y > k]), k = 0, 1
            (coral-pytorch's coral_loss: summed over the K-1 levels)
