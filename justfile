@@ -7,9 +7,10 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Install everything a fresh Debian 12 machine needs (idempotent).
-setup:
-    bash scripts/setup.sh
+# Install everything a fresh Debian 12 machine needs (idempotent); `just setup --inference`
+# installs only what scoring rasters needs (no libtorch).
+setup *profile:
+    bash scripts/setup.sh {{profile}}
 
 # Formatting, lints and the whole test suite (what CI runs).
 test:
@@ -39,8 +40,9 @@ demo:
 info model="models/default.onnx":
     cargo run --release -q -p risk-inference --bin risk-infer -- --info {{model}}
 
-# Side-by-side benchmarks vs the ../shared/bench references (run on an idle machine).
-# risk-infer vs anchor_infer.py, risk-crf vs pydensecrf, a B0 training step Rust vs PyTorch.
+# Side-by-side benchmarks vs the Python references of bench/reference/ (run on an idle
+# machine): risk-infer vs peer_infer.py, risk-crf vs pydensecrf, a B0 training step Rust vs
+# PyTorch. Results and how to read them: bench/README.md.
 bench:
     SIZE=4096 bash bench/infer_vs_anchor.sh out/bench-infer
     BIG=0 bash bench/crf_vs_pydensecrf.sh out/bench-crf
@@ -65,6 +67,12 @@ bundle:
 # Runs the bundle in a clean Debian 12 chroot with only libgdal32 (downloads; not in `test`).
 bundle-check:
     bash scripts/bundle-check.sh
+
+# HEAD, exported into a clean Debian 12 chroot with nothing beside it, runs the README's two
+# commands (`scripts/dev demo`, then `scripts/dev test`); prints their times and disk use.
+# Needs root and a network; about an hour on 2 cores (not in `test`).
+fresh-check:
+    bash scripts/fresh-check.sh
 
 # A generated 2048^2 training scene (seed 11), the B0 edge config (training/config.edge.yaml,
 # 30 epochs: ~15 min on a 2-core CPU), FP16 export with 128 px inference tiles (the training

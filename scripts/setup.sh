@@ -1,30 +1,48 @@
 #!/usr/bin/env bash
-# Takes a fresh Debian 12 machine to a working build of risk-seg. Idempotent: a second
-# run checks what is there and takes seconds.
+# Takes a fresh Debian 12 machine (with a Rust toolchain) to a working build of risk-seg.
+# Idempotent: a second run checks what is there and takes seconds.
 #
-# Installs:
-#   - apt: libgdal-dev, gdal-bin (GDAL 3.6), clang-free build tools already on the image
-#   - .deps/venv: a Python venv with the lean CPU libtorch (torch 2.11.0 --no-deps plus the
-#     two CUDA runtime wheels it links against) and `just` (rust-just wheel)
+#   scripts/setup.sh --inference   # scoring rasters: risk-infer, risk-eval, risk-crf
+#   scripts/setup.sh               # everything: also training (libtorch) and the references
+#                                  # of the whole test suite
+#
+# Both profiles install:
+#   - apt: libgdal-dev and gdal-bin (GDAL 3.6), a C/C++ tool chain, pkg-config, python3-venv
+#   - .deps/venv: a Python venv holding `just` (the rust-just wheel)
 #   - .deps/onnxruntime/libonnxruntime.so.1.32.0, taken from the PyPI onnxruntime wheel
-#   - .deps/smp-venv: torch + segmentation-models-pytorch, the reference of the training
-#     crate's parity tests and of bench/train_step.sh
-#   - .deps/env.sh: the one file to source (LIBTORCH, LD_LIBRARY_PATH, ORT_DYLIB_PATH, PATH)
+#   - .deps/env.sh: the one file to source in a shell (ORT_DYLIB_PATH, LD_LIBRARY_PATH, PATH)
+# The full profile adds:
+#   - the lean CPU libtorch in .deps/venv (torch 2.11.0 --no-deps plus the two CUDA runtime
+#     wheels it links against), reached as .deps/libtorch
+#   - .deps/smp-venv: torch + segmentation-models-pytorch (bench/reference/setup.sh smp),
+#     the reference of the training crate's parity tests
+#   - apt: python3-dev (builds of reference tools)
+# cargo finds .deps by itself (.cargo/config.toml), so after set-up plain `cargo test`
+# works; .deps/env.sh is for running the binaries and `just` from a shell.
 set -euo pipefail
 
+profile=full
+case "${1:-}" in
+    "") ;;
+    --inference) profile=inference ;;
+    *) echo "usage: scripts/setup.sh [--inference]" >&2; exit 2 ;;
+esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 deps="$root/.deps"
 venv="$deps/venv"
 ort_version=1.32.0
 torch_version=2.11.0
-start=$(date +%s)
+start=$SECONDS
 mkdir -p "$deps"
 
 log() { printf 'setup: %s\n' "$*" >&2; }
+command -v cargo >/dev/null || { log "no cargo on PATH: install Rust (https://rustup.rs) first"; exit 1; }
 
 # --- system packages -------------------------------------------------------------------
+packages=(libgdal-dev gdal-bin build-essential pkg-config python3-venv unzip ca-certificates)
+[ "$profile" = full ] && packages+=(python3-dev)
 need_apt=()
-for pkg in libgdal-dev gdal-bin python3-venv unzip; do
+for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
@@ -32,33 +50,37 @@ if ((${#need_apt[@]})); then
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-# --- Python venv: lean libtorch + just ----------------------------------------------------
+# --- Python venv: just (both profiles), lean libtorch (full) --------------------------------
 if [ ! -x "$venv/bin/python" ]; then
     log "creating $venv"
     python3 -m venv "$venv"
 fi
-torch_dir="$venv/lib/python3.11/site-packages/torch"
-if [ ! -f "$torch_dir/lib/libtorch_cpu.so" ] || ! grep -q "^Version: $torch_version" "$venv"/lib/python3.11/site-packages/torch-*.dist-info/METADATA 2>/dev/null; then
-    log "installing torch $torch_version (lean, --no-deps)"
-    "$venv/bin/pip" install -q --no-deps "torch==$torch_version" \
-        nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
-fi
 if [ ! -x "$venv/bin/just" ]; then
     log "installing just (rust-just)"
-    "$venv/bin/pip" install -q rust-just
+    "$venv/bin/pip" install -q --disable-pip-version-check rust-just==1.59.0
+fi
+torch_dir="$venv/lib/python3.11/site-packages/torch"
+if [ "$profile" = full ]; then
+    if [ ! -f "$torch_dir/lib/libtorch_cpu.so" ] ||
+        ! grep -q "^Version: $torch_version" "$venv"/lib/python3.11/site-packages/torch-*.dist-info/METADATA 2>/dev/null; then
+        log "installing torch $torch_version (lean, --no-deps)"
+        "$venv/bin/pip" install -q --disable-pip-version-check --no-deps "torch==$torch_version" \
+            nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
+    fi
+    ln -sfn "venv/lib/python3.11/site-packages/torch" "$deps/libtorch"
 fi
 
 # --- ONNX Runtime shared library ------------------------------------------------------------
 ort_dir="$deps/onnxruntime"
 ort_lib="$ort_dir/libonnxruntime.so.$ort_version"
 if [ ! -f "$ort_lib" ]; then
-    log "fetching onnxruntime $ort_version wheel"
+    log "fetching the onnxruntime $ort_version wheel"
     tmp="$(mktemp -d)"
-    "$venv/bin/pip" download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
-        --python-version 3.11 -d "$tmp" "onnxruntime==$ort_version"
+    "$venv/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        --platform manylinux_2_28_x86_64 --python-version 3.11 -d "$tmp" "onnxruntime==$ort_version"
     (cd "$tmp" && unzip -q -o ./onnxruntime-*.whl "onnxruntime/capi/libonnxruntime.so.$ort_version")
     mkdir -p "$ort_dir"
     mv "$tmp/onnxruntime/capi/libonnxruntime.so.$ort_version" "$ort_lib.part"
@@ -67,33 +89,23 @@ if [ ! -f "$ort_lib" ]; then
 fi
 
 # --- smp reference venv (training parity tests, bench/train_step.sh) --------------------------
-# segmentation-models-pytorch next to the lean torch wheel; the CUDA libraries torch links
-# against are replaced by empty stand-ins (`smp_reference.py stub-cuda`). About 35 s, 1.7 GB.
-smp_venv="$deps/smp-venv"
-smp_ref="$root/../shared/bench/smp_reference.py"  # shared reference tools, beside the project
-if ! "$smp_venv/bin/python" -c "import segmentation_models_pytorch, safetensors, torch" 2>/dev/null; then
-    log "creating $smp_venv (torch $torch_version + segmentation-models-pytorch 0.6.0)"
-    [ -x "$smp_venv/bin/python" ] || python3 -m venv "$smp_venv"
-    "$smp_venv/bin/pip" install -q --no-deps "torch==$torch_version" \
-        nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
-    "$smp_venv/bin/pip" install -q --no-deps typing_extensions filelock sympy mpmath networkx \
-        jinja2 MarkupSafe fsspec
-    "$smp_venv/bin/python" "$smp_ref" stub-cuda
-    "$smp_venv/bin/pip" install -q --no-deps torchvision==0.26.0 segmentation-models-pytorch==0.6.0 \
-        efficientnet-pytorch==0.7.1 timm==1.0.31
-    "$smp_venv/bin/pip" install -q numpy pillow pyyaml requests tqdm huggingface_hub safetensors
+if [ "$profile" = full ]; then
+    bash "$root/bench/reference/setup.sh" smp "$deps/smp-venv"
 fi
 
 # --- environment file ---------------------------------------------------------------------------
-cuda_rt="$venv/lib/python3.11/site-packages/nvidia/cu13/lib"
+# The same paths as .cargo/config.toml's [env], so that cargo builds the same way with or
+# without it (a different LIBTORCH would rebuild torch-sys).
+libs="$ort_dir"
+if [ -e "$deps/libtorch" ]; then
+    libs="$deps/libtorch/lib:$venv/lib/python3.11/site-packages/nvidia/cu13/lib:$libs"
+fi
 cat >"$deps/env.sh.part" <<ENV
-# Generated by scripts/setup.sh; source it before cargo or the binaries.
-export LIBTORCH="$torch_dir"
-export LIBTORCH_BYPASS_VERSION_CHECK=0
+# Generated by scripts/setup.sh; source it to run the binaries and \`just\` from a shell.
 export ORT_DYLIB_PATH="$ort_lib"
-export LD_LIBRARY_PATH="$torch_dir/lib:$cuda_rt:$ort_dir\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH="$libs\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 export PATH="$venv/bin:\$PATH"
 ENV
 mv "$deps/env.sh.part" "$deps/env.sh"
 
-log "ready in $(( $(date +%s) - start )) s; source $deps/env.sh"
+log "$profile profile ready in $((SECONDS - start)) s ($(du -sh "$deps" | cut -f1) in .deps); source .deps/env.sh"
