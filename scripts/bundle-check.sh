@@ -67,10 +67,10 @@ name="$(basename "$bundle" .tar.gz)"
 say "bundle $bundle ($(du -h "$bundle" | cut -f1))"
 
 work="$(mktemp -d /tmp/risk-bundle-check.XXXXXX)"
-rm -rf "$chroot_dir/opt/risk-seg" "$chroot_dir/work"
-mkdir -p "$chroot_dir/opt/risk-seg" "$chroot_dir/work"
+rm -rf "$chroot_dir/opt/risk-seg" "$chroot_dir/job"
+mkdir -p "$chroot_dir/opt/risk-seg" "$chroot_dir/job"
 tar -xzf "$bundle" -C "$chroot_dir/opt/risk-seg"
-cp "$fixture" "$chroot_dir/work/scene.tif"
+cp "$fixture" "$chroot_dir/job/scene.tif"
 mount -t proc proc "$chroot_dir/proc"
 cleanup() {
     umount "$chroot_dir/proc" 2>/dev/null || umount -l "$chroot_dir/proc" 2>/dev/null || true
@@ -84,7 +84,7 @@ in_chroot() {
         "/opt/risk-seg/$name/bin/risk-infer" "$@"
 }
 t=$SECONDS
-in_chroot /work/scene.tif -o /work/risk.tif --threads 2 ||
+in_chroot /job/scene.tif -o /job/risk.tif --threads 2 ||
     fail "risk-infer failed inside the clean Debian 12"
 run_s=$((SECONDS - t))
 # Called through a symlink on PATH, as an installed command would be.
@@ -97,10 +97,10 @@ have_shard=0
 if in_chroot --help | grep -q -- '--shard'; then
     have_shard=1
     for i in 0 1; do
-        in_chroot /work/scene.tif -o "/work/part$i.tif" --shard "$i/2" --threads 2 -q ||
+        in_chroot /job/scene.tif -o "/job/part$i.tif" --shard "$i/2" --threads 2 -q ||
             fail "risk-infer --shard $i/2 failed inside the clean Debian 12"
     done
-    in_chroot mosaic /work/part0.tif /work/part1.tif -o /work/mosaic.tif ||
+    in_chroot mosaic /job/part0.tif /job/part1.tif -o /job/mosaic.tif ||
         fail "risk-infer mosaic failed inside the clean Debian 12"
 fi
 
@@ -113,9 +113,9 @@ env -u ORT_DYLIB_PATH -u RISK_MODEL "$host/$name/bin/risk-infer" "$fixture" -o "
 # shellcheck source=scripts/lib/same-raster.sh
 source "$root/scripts/lib/same-raster.sh"
 same() { same_raster "$work/host.tif" "$1" "$2" "this machine's run"; }
-same "$chroot_dir/work/risk.tif" "clean Debian 12, unsharded (${run_s} s)"
+same "$chroot_dir/job/risk.tif" "clean Debian 12, unsharded (${run_s} s)"
 if [ "$have_shard" = 1 ]; then
-    same "$chroot_dir/work/mosaic.tif" "clean Debian 12, 2 shards + mosaic"
+    same "$chroot_dir/job/mosaic.tif" "clean Debian 12, 2 shards + mosaic"
 else
     say "this build has no --shard: shard + mosaic inside the chroot not checked"
 fi

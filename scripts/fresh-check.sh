@@ -108,7 +108,8 @@ in_jail() {
 usage() {
     local clone="$jail/job/risk-seg"
     printf '.deps %s, target %s, chroot %s' "$(du -sh "$clone/.deps" 2>/dev/null | cut -f1)" \
-        "$(du -sh "$clone/target" 2>/dev/null | cut -f1)" "$(du -sh -x "$jail" | cut -f1)"
+        "$(du -sh "$clone/target" 2>/dev/null | cut -f1)" \
+        "$(du -sh "${mounts[@]/#/--exclude=}" "$jail" | cut -f1)"  # the host's mounts left out
 }
 summary=()
 for cmd in $commands; do

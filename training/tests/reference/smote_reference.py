@@ -2,8 +2,8 @@
 """Reference values of training/tests/sampling.rs: imbalanced-learn's SMOTE and numpy's
 legacy RandomState on a small closed-form array.
 
-    python -m venv /tmp/imb && /tmp/imb/bin/pip install imbalanced-learn==0.14.1
-    /tmp/imb/bin/python training/tests/reference/smote_reference.py
+    python3 -m venv .deps/imb-venv && .deps/imb-venv/bin/pip install imbalanced-learn==0.14.1
+    .deps/imb-venv/bin/python training/tests/reference/smote_reference.py
 
 Data: 9 minority rows (label 1) and 12 majority rows (label 0) of 6 float32 features,
 x[i, j] = ((i * 2654435761 + j * 40503 + 17 * i * j) % 1000) / 64 (exact in float32).
