@@ -44,8 +44,8 @@
 //!
 //! # v2
 //!
-//! - **Medium patches.** The plane is cut into 640 px cells; a cell holds, with
-//!   probability 0.33, one disc of radius 100-150 px (its edge made irregular by value
+//! - **Medium patches.** The plane is cut into 640 px cells (the grid shifted by a
+//!   per-scene offset); a cell holds, with probability 0.3, one disc of radius 100-150 px (its edge made irregular by value
 //!   noise, a 10 px ramp `patch` from 0 outside to 1 inside). Inside, the risk is pulled to
 //!   the middle `c` of the Medium band: `base = c + k (s - c)` with `k = 0.02` inside and
 //!   `k = 3` outside (blended by `patch`), so patches are mostly Medium and, elsewhere,
@@ -369,7 +369,7 @@ const BAND_CENTRE: f32 = 0.5 * (T_MEDIUM + T_HIGH);
 const STRETCH_OUT: f32 = 3.0;
 const STRETCH_IN: f32 = 0.02;
 /// v2: chance that a cell holds a Medium patch, and the range of the patch radius (px).
-const PATCH_RATE: f32 = 0.33;
+const PATCH_RATE: f32 = 0.30;
 const PATCH_R_MIN: f32 = 100.0;
 const PATCH_R_MAX: f32 = 150.0;
 /// v2: weight of `hidden` in the risk (v1: 0.12).
@@ -390,6 +390,10 @@ const L_PATCH_AT: [u64; 5] = [10, 11, 12, 13, 14];
 /// the edge. A cell holds a patch with probability `PATCH_RATE`: a disc of radius
 /// uniform in `[PATCH_R_MIN, PATCH_R_MAX]`, its edge made irregular by value noise.
 fn patch_at(seed: u64, x: usize, y: usize) -> f32 {
+    // The cell grid is shifted by a per-scene offset, so that a scene of any size holds
+    // patches at the same expected density.
+    let shift = |k| (scene_uniform(seed, k) * PATCH_CELL as f32) as usize;
+    let (x, y) = (x + shift(10), y + shift(11));
     let (cx, cy) = ((x / PATCH_CELL) as i64, (y / PATCH_CELL) as i64);
     let u = |k: usize| lattice(seed, L_PATCH_AT[k], cx, cy);
     if u(0) >= PATCH_RATE {

@@ -207,16 +207,15 @@ fn calibration_gap(scenes: &[Scene], min_pixels: usize) -> (f64, usize) {
 #[test]
 fn oracle_is_calibrated_on_1024_scenes() {
     // `hidden` is smooth, so the pixels of one probability bin share its values over
-    // neighbourhoods: one Medium patch, for one, fills whole bins, and a single scene's
-    // frequencies scatter by more than the tolerance. Four 1024 x 1024 scenes pooled,
-    // bins of at least 10,000 pixels (smaller ones, a few thin bands' worth, scatter by
-    // up to 0.02 themselves). v1's `hidden` is six times coarser (48 px) and wider, so
-    // its bins hold fewer independent draws: 0.03 there (it measured 0.021).
-    for (generator, tolerance) in [(Generator::V2, 0.02), (Generator::V1, 0.03)] {
+    // neighbourhoods: the pixels of a bin often come from one or two Medium patches, and a
+    // single scene's frequencies scatter by more than the tolerance (v2 seeds 7-14 pooled:
+    // 0.041 in one bin, 15-22: within 0.02). So: 16 scenes of 1024 x 1024 pooled for v2,
+    // bins of at least 10,000 pixels. v1's `hidden` is six times coarser (48 px) and
+    // wider: four scenes, 0.03 (it measured 0.021).
+    for (generator, seeds, tolerance) in [(Generator::V2, 7..23, 0.02), (Generator::V1, 7..11, 0.03)] {
         let cdf = HiddenCdf::new(generator);
-        let scenes: Vec<Scene> = [7, 8, 9, 10]
-            .iter()
-            .map(|&seed| Scene::generate(&scene(1024, seed, generator), &cdf))
+        let scenes: Vec<Scene> = seeds
+            .map(|seed| Scene::generate(&scene(1024, seed, generator), &cdf))
             .collect();
         let (gap, bins) = calibration_gap(&scenes, 10_000);
         assert!(bins >= 12, "{generator}: only {bins} bins hold 10,000 pixels");

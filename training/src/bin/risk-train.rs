@@ -330,6 +330,27 @@ fn synth_stats(seeds: &[u64], train_seed: u64, size: usize, generator: Generator
         );
         all.push(s);
     }
+    let n = all.len().max(1) as f64;
+    let mean = |f: &dyn Fn(&SceneStats) -> f64| all.iter().map(f).sum::<f64>() / n;
+    let (medium, labelled) = all.iter().fold((0, 0), |(m, l), s| {
+        (
+            m + s.counts.medium,
+            l + s.counts.low + s.counts.medium + s.counts.high,
+        )
+    });
+    println!(
+        "| all | {:.2}% pooled | | {}/{} | {}/{} | mean {:.4} | mean {:.4} | mean {:.4} | mean {:.4} | mean {:.4} | | |",
+        100.0 * medium as f64 / labelled.max(1) as f64,
+        all.iter().map(|s| s.rich_tiles[0].1).sum::<usize>(),
+        all.iter().map(|s| s.rich_tiles[0].2).sum::<usize>(),
+        all.iter().map(|s| s.rich_tiles[1].1).sum::<usize>(),
+        all.iter().map(|s| s.rich_tiles[1].2).sum::<usize>(),
+        mean(&|s| s.colour_floor.0),
+        mean(&|s| s.oracle.cohen_kappa.unwrap_or(0.0)),
+        mean(&|s| s.oracle.classes[1].precision),
+        mean(&|s| s.oracle.classes[1].recall),
+        mean(&|s| s.oracle.classes[2].recall),
+    );
     println!("\nOracle Medium precision / recall, predicting Medium where P(Medium) >= t:\n");
     let head: Vec<String> = PR_THRESHOLDS.iter().map(|t| format!("t = {t}")).collect();
     println!("| seed | {} |", head.join(" | "));

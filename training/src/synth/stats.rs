@@ -58,24 +58,9 @@ impl Scene {
             .collect()
     }
 
-    /// Medium-rich tiles among the `tile x tile` training tiles (non-overlapping grid, at
-    /// least [`MIN_LABELLED`] labelled): `(rich, tiles)`.
+    /// [`rich_tiles`] of the scene.
     pub fn rich_tiles(&self, tile: usize) -> (usize, usize) {
-        let (w, h) = (self.cfg.width, self.cfg.height);
-        let (mut rich, mut all) = (0, 0);
-        for win in tiles::grid(w, h, tile, tile) {
-            let mut c = ClassCounts::default();
-            for y in win.y..win.bottom() {
-                c.add_labels(&self.block.labels[y * w + win.x..y * w + win.right()]);
-            }
-            let labelled = c.low + c.medium + c.high;
-            if (labelled as f64) < MIN_LABELLED * win.pixels() as f64 {
-                continue;
-            }
-            all += 1;
-            rich += (c.medium as f64 >= RICH_SHARE * labelled as f64) as usize;
-        }
-        (rich, all)
+        rich_tiles(&self.block.labels, self.cfg.width, self.cfg.height, tile)
     }
 
     /// `(threshold, precision, recall)` of predicting Medium where `P(Medium) >= threshold`.
@@ -98,6 +83,25 @@ impl Scene {
             })
             .collect()
     }
+}
+
+/// Medium-rich tiles among the `tile x tile` training tiles of a `width x height` label
+/// raster (non-overlapping grid, at least [`MIN_LABELLED`] labelled): `(rich, tiles)`.
+pub fn rich_tiles(labels: &[u8], width: usize, height: usize, tile: usize) -> (usize, usize) {
+    let (mut rich, mut all) = (0, 0);
+    for win in tiles::grid(width, height, tile, tile) {
+        let mut c = ClassCounts::default();
+        for y in win.y..win.bottom() {
+            c.add_labels(&labels[y * width + win.x..y * width + win.right()]);
+        }
+        let labelled = c.low + c.medium + c.high;
+        if (labelled as f64) < MIN_LABELLED * win.pixels() as f64 {
+            continue;
+        }
+        all += 1;
+        rich += (c.medium as f64 >= RICH_SHARE * labelled as f64) as usize;
+    }
+    (rich, all)
 }
 
 /// The per-pixel colour classifier: RGB quantised to `levels` steps per band, each bin
