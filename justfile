@@ -29,6 +29,11 @@ synth seed="1" size="1024":
     mkdir -p out
     cargo run --release -p risk-training --bin risk-train -- synth --width {{size}} --height {{size}} --seed {{seed}} --image out/scene{{size}}_s{{seed}}.tif --labels out/scene{{size}}_s{{seed}}_labels.tif
 
+# The ceiling (oracle) and floor (colour classifier) of generated scenes per held-out seed:
+# the bench/README.md table (12 scenes of 2048^2, about a minute).
+synth-stats generator="v2" size="2048" seeds="401,402,403,404,405,406,407,408,409,410,411,412":
+    cargo run --release -p risk-training --bin risk-train -- synth-stats --generator {{generator}} --size {{size}} --seeds {{seeds}} --train-seed 400
+
 # The main job: risk-infer on a shipped fixture with the shipped default model.
 demo:
     cargo build --release -p risk-inference --bin risk-infer

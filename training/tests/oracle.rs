@@ -299,3 +299,56 @@ fn shipped_model_stays_under_the_oracle_on_a_held_out_v1_scene() {
     let (mr, or) = (model_m.spearman_rho.unwrap(), oracle_m.spearman_rho.unwrap());
     assert!(or > mr, "rho: model {mr:.4}, oracle {or:.4}");
 }
+
+#[test]
+fn cli_writes_the_oracle_beside_the_scene_and_prints_the_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_risk-train"))
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let o = run(&[
+        "synth", "--width", "96", "--height", "64", "--seed", "5", "--image", "s.tif", "--labels", "l.tif",
+        "--oracle", "p.tif",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = SynthConfig {
+        height: 64,
+        ..scene(96, 5, Generator::V2)
+    };
+    let r = InputRaster::open(d.join("p.tif")).unwrap();
+    let mut probs = vec![0f32; 3 * 96 * 64];
+    r.read_bands(&[1, 2, 3], Window::new(0, 0, 96, 64), &mut probs)
+        .unwrap();
+    assert_eq!(
+        probs,
+        oracle::oracle_block(&cfg, &HiddenCdf::new(Generator::V2), 0, 64)
+    );
+    // An oracle path in a missing folder: one line naming it, exit 1.
+    let o = run(&[
+        "synth", "--width", "32", "--height", "32", "--image", "a.tif", "--labels", "b.tif", "--oracle",
+        "no/p.tif",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("no/p.tif") && err.lines().count() == 1, "{err}");
+    // synth-stats: one table row per seed and the pooled row.
+    let o = run(&[
+        "synth-stats",
+        "--size",
+        "128",
+        "--seeds",
+        "3,4",
+        "--train-seed",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for row in ["| 3 |", "| 4 |", "| all |"] {
+        assert!(out.contains(row), "{out}");
+    }
+}
