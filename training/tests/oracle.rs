@@ -336,6 +336,16 @@ fn cli_writes_the_oracle_beside_the_scene_and_prints_the_stats() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("no/p.tif") && err.lines().count() == 1, "{err}");
+    // The oracle (or the labels) given the image's name: a usage error before any work,
+    // naming the file; nothing is written.
+    let o = run(&[
+        "synth", "--width", "32", "--height", "32", "--image", "x.tif", "--labels", "y.tif", "--oracle",
+        "./x.tif",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("x.tif") && err.lines().count() == 1, "{err}");
+    assert!(!d.join("x.tif").exists() && !d.join("y.tif").exists());
     // synth-stats: one table row per seed and the pooled row.
     let o = run(&[
         "synth-stats",

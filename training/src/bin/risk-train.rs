@@ -289,6 +289,27 @@ fn fit(args: FitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first path that names the same file as an earlier one (compared after resolving
+/// the folder, which must exist for the output anyway), if any.
+fn same_file<'a>(paths: &[Option<&'a PathBuf>]) -> Option<&'a PathBuf> {
+    let key = |p: &PathBuf| {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        (
+            std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            p.file_name().map(|n| n.to_owned()),
+        )
+    };
+    let paths: Vec<&PathBuf> = paths.iter().flatten().copied().collect();
+    paths
+        .iter()
+        .enumerate()
+        .find(|(i, p)| paths[..*i].iter().any(|q| key(q) == key(p)))
+        .map(|(_, p)| *p)
+}
+
 /// Prints the `synth-stats` tables (Markdown).
 fn synth_stats(seeds: &[u64], train_seed: u64, size: usize, generator: Generator) {
     let cfg = |seed| SynthConfig {
@@ -384,6 +405,13 @@ fn main() -> ExitCode {
             generator,
             oracle,
         } => {
+            if let Some(clash) = same_file(&[Some(&image), Some(&labels), oracle.as_ref()]) {
+                eprintln!(
+                    "risk-train: error: {} is given as two of --image, --labels, --oracle; each output needs its own file",
+                    clash.display()
+                );
+                return ExitCode::from(2);
+            }
             let cfg = SynthConfig {
                 width,
                 height,
