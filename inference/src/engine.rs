@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use crate::autobatch::{self, BatchSize};
 use crate::classes::{NODATA, NUM_CLASSES, PALETTE};
+use crate::decision::Decision;
 use crate::output::TempOutput;
 use crate::predictor::{Predictor, normalised_entropy};
 use crate::raster::{GeoTiffWriter, InputRaster, RasterError, Window, WriteOptions};
@@ -89,6 +90,9 @@ pub struct EngineOptions {
     pub cog: bool,
     /// Dense CRF refinement of the blended probabilities (off when `None`).
     pub crf: Option<CrfOptions>,
+    /// How probabilities become classes (the model's `risk.decision`, or the argmax),
+    /// applied to the blended probabilities, or to the CRF's marginals when it runs.
+    pub decision: Decision,
     /// Write only raster rows `[r0, r1)` (a shard, see [`crate::shard`]); the outputs
     /// cover those rows, georeferenced where they lie, with the values of a whole run.
     pub rows: Option<(usize, usize)>,
@@ -106,6 +110,7 @@ impl Default for EngineOptions {
             overviews: false,
             cog: false,
             crf: None,
+            decision: Decision::default(),
             rows: None,
         }
     }
@@ -246,7 +251,7 @@ pub fn run(
         },
         outputs,
         crf,
-        opts.memory_budget,
+        opts,
         rows,
         writers,
     )
@@ -446,8 +451,9 @@ fn run_model(
                             }
                             ReadMsg::RowDone { valid } => {
                                 let t0 = Instant::now();
-                                let band = (band_end > band_start)
-                                    .then(|| acc.finish_rows(band_start, band_end, valid, want_probs));
+                                let band = (band_end > band_start).then(|| {
+                                    acc.finish_rows(band_start, band_end, valid, want_probs, &opts.decision)
+                                });
                                 if k + 1 < plan.ys.len() {
                                     acc.shift_to(plan.row_origin(k + 1));
                                 }
@@ -739,7 +745,14 @@ impl Accumulator {
 
     /// Divides out the weights of rows `[start, end)` (block columns only) and returns
     /// them as a finished band.
-    fn finish_rows(&self, start: usize, end: usize, valid: Vec<bool>, want_probs: bool) -> RowBand {
+    fn finish_rows(
+        &self,
+        start: usize,
+        end: usize,
+        valid: Vec<bool>,
+        want_probs: bool,
+        decision: &Decision,
+    ) -> RowBand {
         let (w, h) = (self.x1 - self.x0, end - start);
         let mut classes = vec![0u8; w * h];
         let mut probs = if want_probs {
@@ -761,7 +774,7 @@ impl Accumulator {
                 let s = src_row + x;
                 let inv = 1.0 / self.weights[s];
                 let p = [0, 1, 2].map(|c| self.sums[c * plane + s] * inv);
-                classes[i] = refine::argmax(&p);
+                classes[i] = decision.class(&p);
                 if want_probs {
                     for c in 0..NUM_CLASSES {
                         probs[c * w * h + i] = p[c];
@@ -1039,7 +1052,7 @@ mod tests {
         acc.add(&tiles[0], &constant([0.7, 0.2, 0.1]), None);
         acc.add(&tiles[1], &constant([0.1, 0.2, 0.7]), None);
         acc.add(&tiles[2], &constant([0.1, 0.2, 0.7]), None);
-        let band = acc.finish_rows(0, 16, vec![true; 96 * 16], true);
+        let band = acc.finish_rows(0, 16, vec![true; 96 * 16], true, &Decision::default());
         let p0 = |x: usize| band.probs[x];
         // Column 20: tile 0 at i = 36, tile 1 at i = 4; tile 2 does not cover it.
         let w = blend_weights(64, 32);

@@ -4,7 +4,8 @@
 //! Data flow: [`raster`] reads windows of the input with GDAL -> tiles are normalised and
 //! batched through the ONNX Runtime session ([`predictor`]: one model, or the mean of an
 //! ensemble x test-time transforms x scales from [`augment`]) -> overlapping tile probabilities are blended
-//! -> an optional dense CRF refines them -> [`raster`] writes the class map (temporary file,
+//! -> an optional dense CRF refines them -> [`decision`] turns them into classes (argmax,
+//! or the model's fitted per-class offsets) -> [`raster`] writes the class map (temporary file,
 //! renamed into place). [`engine`] runs the model pass, [`refine`] the CRF pass over
 //! the blended probabilities. [`metrics`] compares class maps with label rasters.
 //! [`crf`] is the dense CRF (pydensecrf-exact permutohedral mean-field, tiled for large
@@ -18,6 +19,7 @@ pub mod augment;
 pub mod autobatch;
 pub mod classes;
 pub mod crf;
+pub mod decision;
 pub mod engine;
 pub mod metrics;
 pub mod npy;

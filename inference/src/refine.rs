@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use crate::classes::{NODATA, NUM_CLASSES};
 use crate::crf::{self, BandStretch, CrfParams, CrfTile, CrfTiling};
-use crate::engine::{EngineError, Outputs, Result, RowBand, Writers};
+use crate::engine::{EngineError, EngineOptions, Outputs, Result, RowBand, Writers};
 use crate::raster::{InputRaster, Window};
 
 /// Peak memory of the CRF per tile pixel, whole process (measured with `risk-crf`; see
@@ -123,16 +123,18 @@ pub(crate) struct ModelPass<'a> {
 }
 
 /// Runs the CRF over the model pass's blended probabilities of `input` and writes rows
-/// `[r0, r1)` of `outputs`.
+/// `[r0, r1)` of `outputs`, the classes by the run's decision rule from the CRF's
+/// marginals (`opts`: the run's memory budget and decision rule).
 pub(crate) fn run_crf(
     input: &Path,
     pass: ModelPass,
     outputs: &Outputs,
     crf_opts: &CrfOptions,
-    memory_budget: usize,
+    opts: &EngineOptions,
     (r0, r1): (usize, usize),
     writers: Writers,
 ) -> Result<CrfReport> {
+    let (decision, memory_budget) = (&opts.decision, opts.memory_budget);
     let start = Instant::now();
     let image = InputRaster::open(input)?;
     let probs = InputRaster::open(pass.probs)?;
@@ -221,7 +223,7 @@ pub(crate) fn run_crf(
                     continue;
                 }
                 let p = [q[s], q[n + s], q[2 * n + s]];
-                band.classes[i] = argmax(&p);
+                band.classes[i] = decision.class(&p);
                 if want_probs {
                     for (c, &v) in p.iter().enumerate() {
                         band.probs[c * cn + i] = v;
@@ -234,17 +236,6 @@ pub(crate) fn run_crf(
     writers.finish()?;
     report.crf_s = start.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// First index of the largest value (numpy's argmax).
-pub(crate) fn argmax(p: &[f32; NUM_CLASSES]) -> u8 {
-    let mut best = 0;
-    for c in 1..NUM_CLASSES {
-        if p[c] > p[best] {
-            best = c;
-        }
-    }
-    best as u8
 }
 
 /// `None` for 8-bit colour bands; else the 2-98 percentile stretch from a decimated read.

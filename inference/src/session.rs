@@ -20,6 +20,7 @@
 //! | `risk.class_names` | comma-separated class names | `Low,Medium,High` |
 //! | `risk.tile_size`, `risk.tile_overlap` | preferred tiling in pixels | 512, 64 |
 //! | `risk.crf` | CRF preset (`off`, `default`, `enhanced`) or JSON parameters | `off` |
+//! | `risk.decision` | decision rule, JSON (see `crate::decision`) | argmax |
 //! | `risk.model_version` | free text | - |
 //! | `risk.metrics`, `risk.training` | JSON of validation metrics / training config | - |
 //!

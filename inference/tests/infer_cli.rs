@@ -10,7 +10,9 @@ use std::process::{Command, Output};
 
 use common::{files_in, fixture, read_all, root, stderr};
 use risk_inference::crf::{self, CrfParams};
+use risk_inference::decision::Decision;
 use risk_inference::raster::{GeoRef, GeoTiffWriter, InputRaster, PixelType, Window, WriteOptions};
+use risk_inference::session::{Model, SessionOptions};
 
 fn model() -> PathBuf {
     root().join("models/default.onnx")
@@ -71,7 +73,19 @@ fn class_map_keeps_georeferencing_and_nodata() {
     let probs = dir.path().join("probs.tif");
     let unc = dir.path().join("unc.tif");
     let input = fixture("scene512.tif");
-    let o = risk_infer(&[&input, &"-o", &out, &"--probs", &probs, &"--uncertainty", &unc]);
+    // --decision argmax: this test checks the probabilities' argmax is the class; the
+    // model's fitted rule has its own test (decision_rule_is_applied_to_the_probabilities).
+    let o = risk_infer(&[
+        &input,
+        &"-o",
+        &out,
+        &"--probs",
+        &probs,
+        &"--uncertainty",
+        &unc,
+        &"--decision",
+        &"argmax",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let src = InputRaster::open(&input).unwrap();
     for path in [&out, &probs, &unc] {
@@ -106,6 +120,48 @@ fn class_map_keeps_georeferencing_and_nodata() {
         assert!((0.0..=1.0).contains(&u[i]));
     }
     assert_eq!(files_in(dir.path()), vec!["probs.tif", "risk.tif", "unc.tif"]);
+}
+
+/// The model's `risk.decision` makes the classes from the blended probabilities; with
+/// `--decision argmax`, or a model without a rule, the class is their argmax.
+#[test]
+fn decision_rule_is_applied_to_the_probabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("scene512.tif");
+    let n = 512 * 512;
+    let run = |model: &Path, name: &str, extra: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let (out, probs) = (
+            dir.path().join(format!("{name}.tif")),
+            dir.path().join(format!("{name}_p.tif")),
+        );
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&input, &"-o", &out, &"--probs", &probs];
+        args.extend_from_slice(&[&"--probs-type", &"f32"]);
+        args.extend_from_slice(extra);
+        let o = risk_infer_with(model, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        (read_u8(&out).2, read_all::<f32>(&probs))
+    };
+    let classes_by = |rule: &Decision, p: &[f32]| -> Vec<u8> {
+        (0..n)
+            .map(|i| {
+                if p[i] < 0.0 {
+                    255
+                } else {
+                    rule.class(&[p[i], p[n + i], p[2 * n + i]])
+                }
+            })
+            .collect()
+    };
+    let shipped = Decision::of_model(&Model::load(model(), &SessionOptions::default()).unwrap()).unwrap();
+    let (ruled, p) = run(&model(), "rule", &[]);
+    assert_eq!(ruled, classes_by(&shipped, &p));
+    let (argmax, p2) = run(&model(), "argmax", &[&"--decision", &"argmax"]);
+    assert_eq!(p, p2, "the rule changes classes, not probabilities");
+    assert_eq!(argmax, classes_by(&Decision::default(), &p));
+    // A model without risk.decision (the toy model) is argmax under the default.
+    let toy = root().join("models/toy.onnx");
+    let (toy_classes, tp) = run(&toy, "toy", &[]);
+    assert_eq!(toy_classes, classes_by(&Decision::default(), &tp));
 }
 
 #[test]
@@ -452,8 +508,9 @@ fn risk_infer_crf(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
 
 #[test]
 fn crf_pass_equals_the_crf_library_on_the_blended_probabilities() {
-    // risk-infer --crf default must give exactly argmax(dense_crf(rgb, blended probs)),
-    // nodata kept, and say how the class shares changed.
+    // risk-infer --crf default must give exactly the model's decision rule (argmax when it
+    // has none) on dense_crf(rgb, blended probs), nodata kept, and say how the class shares
+    // changed.
     let dir = tempfile::tempdir().unwrap();
     let input = fixture("scene512.tif");
     let (blended, refined) = (dir.path().join("p.tif"), dir.path().join("crf.tif"));
@@ -485,17 +542,20 @@ fn crf_pass_equals_the_crf_library_on_the_blended_probabilities() {
         }
     }
     let bands: Vec<u8> = read_all(&input);
+    let rule = Decision::of_model(&Model::load(model(), &SessionOptions::default()).unwrap()).unwrap();
     // The CRF's colour bands in the order `order` (0-based) of the raster's bands.
     let expect = |order: [usize; 3]| {
         let rgb: Vec<u8> = (0..3 * n).map(|i| bands[order[i % 3] * n + i / 3]).collect();
         let q = crf::dense_crf(&rgb, &probs, 512, 512, &CrfParams::DEFAULT).unwrap();
-        let mut labels = crf::labels_from_q(&q, n);
-        for i in 0..n {
-            if !valid[i] {
-                labels[i] = 255;
-            }
-        }
-        labels
+        (0..n)
+            .map(|i| {
+                if valid[i] {
+                    rule.class(&[q[i], q[n + i], q[2 * n + i]])
+                } else {
+                    255
+                }
+            })
+            .collect::<Vec<u8>>()
     };
     let differ = |got: &[u8], want: &[u8]| got.iter().zip(want).filter(|(a, b)| a != b).count();
     let d = differ(&read_u8(&refined).2, &expect([0, 1, 2]));

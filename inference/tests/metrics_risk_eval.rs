@@ -291,3 +291,74 @@ fn a_prediction_without_any_class_fails_instead_of_writing_undefined_metrics() {
     assert_fails_with(&o, 1, &["empty.tif", "labels.tif", "nothing to evaluate"]);
     assert!(!out.join("metrics.json").exists());
 }
+
+/// `--probs`: class probabilities (u8 x 255, 255 nodata, as `risk-infer --probs` writes
+/// them) become classes by the argmax, or by a model's decision rule, are written to
+/// `<out>/classes.tif` and scored. Probabilities 0.8 on the prediction's class and 0.1 on
+/// the others give back the prediction of `scene()` and its hand-computed matrix.
+#[test]
+fn probabilities_are_scored_through_the_decision_rule() {
+    let f = fixture();
+    let (_, pred) = scene();
+    let n = W * H;
+    let mut probs = vec![0u8; 3 * n];
+    for (i, &c) in pred.iter().enumerate() {
+        for k in 0..3 {
+            probs[k * n + i] = match c {
+                255 => 255,
+                c if c as usize == k => 204,
+                _ => 26,
+            };
+        }
+    }
+    let path = f.root.join("probs.tif");
+    let options = WriteOptions {
+        nodata: Some(255.0),
+        block_size: 16,
+        ..Default::default()
+    };
+    let mut w = GeoTiffWriter::create::<u8>(&path, W, H, 3, &georef(10.0, WGS84), options).unwrap();
+    w.write_bands(Window::new(0, 0, W, H), &probs).unwrap();
+    w.finish().unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default.onnx");
+    for (name, extra) in [("argmax", None), ("rule", Some(model.as_os_str()))] {
+        let out = f.root.join(name);
+        let mut args = vec![
+            "--probs".as_ref(),
+            path.as_os_str(),
+            "--truth".as_ref(),
+            f.truth.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ];
+        if let Some(m) = extra {
+            args.extend(["--decision-model".as_ref(), m]);
+        }
+        let o = risk_eval(&args);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{name}: {stdout}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(stdout.contains("decision: "), "{stdout}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(
+            json["confusion_matrix"],
+            serde_json::json!([[295, 100, 0], [0, 200, 200], [0, 0, 390]]),
+            "{name}"
+        );
+        assert!(out.join("classes.tif").is_file());
+    }
+    // --decision-model needs --probs: a usage error.
+    let o = risk_eval(&[
+        "--pred".as_ref(),
+        f.pred.as_os_str(),
+        "--truth".as_ref(),
+        f.truth.as_os_str(),
+        "--decision-model".as_ref(),
+        model.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -26,6 +26,7 @@
 pub mod amp;
 pub mod config;
 pub mod data;
+pub mod decision;
 pub mod device;
 pub mod loss;
 pub mod model;

@@ -10,15 +10,30 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use risk_inference::decision::{self, Decision};
 use risk_inference::metrics::report::{self, EvaluateRequest};
+use risk_inference::session::{Device, Model, SessionOptions};
 
 /// Evaluate a risk class map (0 Low, 1 Medium, 2 High, 255 nodata) against labels.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Args {
     /// Predicted class map (e.g. the output of risk-infer).
+    #[arg(
+        long,
+        value_name = "RASTER",
+        required_unless_present = "probs",
+        conflicts_with = "probs"
+    )]
+    pred: Option<PathBuf>,
+    /// Score class probabilities instead (`risk-infer --probs`, u8 or f32): they become
+    /// classes by --decision-model's rule (its risk.decision metadata; argmax without it),
+    /// written to <out>/classes.tif and scored.
     #[arg(long, value_name = "RASTER")]
-    pred: PathBuf,
+    probs: Option<PathBuf>,
+    /// ONNX model whose decision rule turns --probs into classes.
+    #[arg(long, value_name = "MODEL")]
+    decision_model: Option<PathBuf>,
     /// Label raster on the same pixel grid (same size, geotransform and CRS).
     #[arg(long, value_name = "RASTER")]
     truth: PathBuf,
@@ -33,17 +48,46 @@ struct Args {
     quicklook_size: u32,
 }
 
+/// The `risk.decision` rule of an ONNX model (argmax when it has none).
+fn model_rule(path: &std::path::Path) -> anyhow::Result<Decision> {
+    let options = SessionOptions {
+        device: Device::Cpu,
+        threads: 1,
+        ..SessionOptions::default()
+    };
+    Decision::of_model(&Model::load(path, &options)?).map_err(|e| anyhow::anyhow!(e))
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
     risk_inference::raster::quiet_gdal_errors();
+    let input = args
+        .pred
+        .clone()
+        .or(args.probs.clone())
+        .expect("clap requires one");
     let out_dir = args.out.clone().unwrap_or_else(|| {
-        let stem = args
-            .pred
+        let stem = input
             .file_stem()
             .map_or("risk".into(), |s| s.to_string_lossy().into_owned());
-        args.pred.with_file_name(format!("{stem}_eval"))
+        input.with_file_name(format!("{stem}_eval"))
     });
+    let prediction = match &args.probs {
+        None => input,
+        Some(probs) => {
+            let rule = match &args.decision_model {
+                None => Decision::default(),
+                Some(m) => model_rule(m)?,
+            };
+            std::fs::create_dir_all(&out_dir)
+                .with_context(|| format!("{}: cannot create folder", out_dir.display()))?;
+            let classes = out_dir.join("classes.tif");
+            decision::classify_raster(probs, &rule, &classes).map_err(|e| anyhow::anyhow!(e))?;
+            println!("decision: {}", rule.describe());
+            classes
+        }
+    };
     let request = EvaluateRequest {
-        prediction: args.pred,
+        prediction,
         truth: args.truth,
         baseline: args.baseline,
         out_dir,
@@ -73,6 +117,10 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if args.decision_model.is_some() && args.probs.is_none() {
+        eprintln!("error: --decision-model needs --probs (a class map has no probabilities to decide on)");
+        return ExitCode::from(2);
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -17,6 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use risk_inference::augment::Tta;
 use risk_inference::autobatch::BatchSize;
 use risk_inference::crf::CrfParams;
+use risk_inference::decision::{self, Decision};
 use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
 use risk_inference::output::check_outputs;
 use risk_inference::predictor::Predictor;
@@ -124,6 +125,11 @@ struct Cli {
     /// default (V2) or enhanced (V2.5).
     #[arg(long, value_enum, default_value_t = CrfChoice::Model)]
     crf: CrfChoice,
+    /// Decision rule from probabilities to classes: `model` (the model's fitted
+    /// risk.decision per-class offsets, else argmax) or `argmax`. Applied after blending
+    /// and the ensemble / TTA average, to the CRF's marginals when the CRF runs.
+    #[arg(long, value_enum, default_value_t = DecisionChoice::Model)]
+    decision: DecisionChoice,
     /// CRF override: mean-field iterations (0 to 100).
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=MAX_CRF_ITERS as i64))]
     crf_iters: Option<u32>,
@@ -192,6 +198,37 @@ enum CrfChoice {
     Off,
     Default,
     Enhanced,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DecisionChoice {
+    Model,
+    Argmax,
+}
+
+/// The model's `risk.decision` rule (argmax when it has none); a bad value names the file.
+fn model_decision(model: &Model) -> anyhow::Result<Decision> {
+    Decision::of_model(model).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// The decision rule of a run: `--decision argmax`, or the first member's rule (members
+/// with another rule are named in a warning: the rule is fitted per model, not for their mean).
+fn decision_for(choice: DecisionChoice, members: &[Model]) -> anyhow::Result<Decision> {
+    if choice == DecisionChoice::Argmax {
+        return Ok(Decision::default());
+    }
+    let first = model_decision(&members[0])?;
+    for m in &members[1..] {
+        if model_decision(m)? != first {
+            tracing::warn!(
+                "{}: its decision rule differs from {}'s; the first member's is used ({})",
+                m.path().display(),
+                members[0].path().display(),
+                first.describe()
+            );
+        }
+    }
+    Ok(first)
 }
 
 /// The CRF to run: the choice (or the model's metadata) with the overrides applied.
@@ -369,6 +406,23 @@ fn print_info(path: &Path) -> anyhow::Result<()> {
         info.tile_size, info.tile_overlap
     )?;
     writeln!(s, "crf          {}", info.crf.as_deref().unwrap_or("off"))?;
+    let rule = model_decision(&model)?;
+    let fitted = info
+        .properties
+        .get(decision::METADATA_KEY)
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+        .map(|v| match (&v["feasible"], &v["fallback"]) {
+            (serde_json::Value::Bool(true), _) => {
+                " (meets the fit's targets on its validation pixels)".to_string()
+            }
+            (serde_json::Value::Bool(false), f) => format!(
+                " (targets NOT reachable on its validation pixels; fallback: {})",
+                f.as_str().unwrap_or("-")
+            ),
+            _ => String::new(),
+        })
+        .unwrap_or_default();
+    writeln!(s, "decision     {}{fitted}", rule.describe())?;
     writeln!(s, "properties:")?;
     for (k, v) in &info.properties {
         writeln!(s, "  {k} = {v}")?;
@@ -493,6 +547,10 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
             cli.scales
         );
     }
+    let decision = decision_for(cli.decision, predictor.members())?;
+    if !decision.is_argmax() {
+        tracing::info!("decision rule: {}", decision.describe());
+    }
     let info = predictor.info();
     let tile = cli.tile.unwrap_or(info.tile_size);
     let overlap = cli.overlap.unwrap_or(info.tile_overlap);
@@ -527,6 +585,7 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         overviews: cli.overviews || cli.cog,
         cog: cli.cog,
         crf,
+        decision,
         rows,
         ..EngineOptions::default()
     };

@@ -1,7 +1,8 @@
 //! `risk-train`: command-line front end of the training crate (argument parsing and exit
 //! codes only). Subcommands: `synth` (generate a synthetic scene), `fixtures`
 //! (write the committed test scenes), `fit` (train per a config.yaml), `export` (write
-//! a checkpoint as an ONNX model).
+//! a checkpoint as an ONNX model), `decide` (fit a model's decision rule on a validation
+//! scene).
 //! Exit codes: 0 ok, 1 runtime failure, 2 usage error (clap, or a bad config).
 
 use std::path::PathBuf;
@@ -83,6 +84,50 @@ enum Command {
     Fit(FitArgs),
     /// Export a checkpoint (safetensors of the variable store) as an ONNX model.
     Export(ExportArgs),
+    /// Fit an ONNX model's decision rule (per-class logit offsets, `risk.decision`) on a
+    /// validation scene that no training or test uses, and write the model with it.
+    Decide(DecideArgs),
+}
+
+#[derive(clap::Args)]
+struct DecideArgs {
+    /// The ONNX model.
+    model: PathBuf,
+    /// Validation image (not a training or test scene).
+    #[arg(long)]
+    image: PathBuf,
+    /// Its labels (0/1/2, 255 nodata).
+    #[arg(long)]
+    labels: PathBuf,
+    /// Output ONNX file (may be the model itself).
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+/// Fits the decision rule of `model` on a validation scene and writes `output` with it.
+fn decide(
+    model: &std::path::Path,
+    image: &std::path::Path,
+    labels: &std::path::Path,
+    output: &std::path::Path,
+) -> anyhow::Result<()> {
+    let fit = risk_training::decision::fit_on_scene(model, image, labels, &Default::default())?;
+    eprintln!(
+        "risk-train: decision rule {}",
+        risk_training::decision::summary(&fit)
+    );
+    let value = fit.to_metadata(
+        &image
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+    );
+    risk_training::decision::set_metadata(model, output, risk_inference::decision::METADATA_KEY, &value)?;
+    println!(
+        "{} -> {} (risk.decision = {value})",
+        model.display(),
+        output.display()
+    );
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -111,6 +156,13 @@ struct ExportArgs {
     /// `risk.model_version` metadata (default: the encoder and the checkpoint's name).
     #[arg(long)]
     model_version: Option<String>,
+    /// Validation image to fit the decision rule on after the export (with --val-labels;
+    /// see `risk-train decide`).
+    #[arg(long, requires = "val_labels")]
+    val_image: Option<PathBuf>,
+    /// Labels of --val-image.
+    #[arg(long, requires = "val_image")]
+    val_labels: Option<PathBuf>,
     /// Extra or replaced metadata, `KEY=VALUE` (e.g. `risk.crf=enhanced`); repeatable.
     #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
     meta: Vec<(String, String)>,
@@ -199,6 +251,9 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         metadata,
     };
     onnx::write_model(&vs, &unet, &options, &args.output)?;
+    if let (Some(image), Some(labels)) = (&args.val_image, &args.val_labels) {
+        decide(&args.output, image, labels, &args.output)?;
+    }
     println!(
         "{} -> {} ({}, opset {})",
         args.checkpoint
@@ -452,6 +507,15 @@ fn main() -> ExitCode {
         }),
         Command::Export(args) => {
             return match export(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("risk-train: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Decide(a) => {
+            return match decide(&a.model, &a.image, &a.labels, &a.output) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("risk-train: error: {e:#}");

@@ -1,0 +1,100 @@
+//! Fitting a model's decision rule after training (`risk-train decide`, and `risk-train
+//! export --val-image/--val-labels`): the model runs over a validation scene through
+//! risk-inference's own pipeline (its tiles, blending and normalisation, exactly as
+//! `risk-infer` will run it), the per-class logit offsets are fitted on the blended
+//! probabilities against the labels ([`risk_inference::decision::fit`]: best Cohen's kappa
+//! with class-2 recall >= 0.93 and class-1 precision >= 0.22, or the stated fallback), and
+//! the result is written into the model's ONNX metadata as `risk.decision`.
+//!
+//! The validation scene must be one that neither training nor testing uses: the offsets
+//! are chosen on it, so scores on it are optimistic.
+
+use std::path::Path;
+
+use prost::Message;
+use risk_inference::decision::{self, Fit, Targets};
+use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
+use risk_inference::predictor::Predictor;
+use risk_inference::session::{Device, Model, SessionOptions};
+
+use crate::onnx::proto;
+
+/// Runs `model` over `image` and fits its decision rule against `labels`.
+pub fn fit_on_scene(model: &Path, image: &Path, labels: &Path, targets: &Targets) -> anyhow::Result<Fit> {
+    let session = SessionOptions {
+        device: Device::Cpu,
+        ..SessionOptions::default()
+    };
+    let mut predictor = Predictor::from(Model::load(model, &session)?);
+    let probs = TempPath(risk_inference::raster::temp_path_for(labels, "decide-probs"));
+    let outputs = Outputs {
+        classes: None,
+        probs: Some((probs.0.clone(), ProbsType::F32)),
+        uncertainty: None,
+    };
+    engine::run(
+        &mut predictor,
+        image,
+        &outputs,
+        &EngineOptions::default(),
+        &mut |_, _| {},
+    )?;
+    let (p, truth) = decision::read_fit_inputs(&probs.0, labels).map_err(anyhow::Error::msg)?;
+    decision::fit(&p, &truth, targets).map_err(|e| anyhow::anyhow!("{}: {e}", labels.display()))
+}
+
+/// Copies the ONNX model `input` to `output` with metadata `key` set to `value` (replaced
+/// if present), through a temporary file renamed into place (`output` may be `input`).
+pub fn set_metadata(input: &Path, output: &Path, key: &str, value: &str) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(input).map_err(|e| anyhow::anyhow!("{}: cannot read ({e})", input.display()))?;
+    let mut model = proto::ModelProto::decode(bytes.as_slice())
+        .map_err(|e| anyhow::anyhow!("{}: not an ONNX model ({e})", input.display()))?;
+    model.metadata_props.retain(|p| p.key.as_deref() != Some(key));
+    model.metadata_props.push(proto::StringStringEntryProto {
+        key: Some(key.to_string()),
+        value: Some(value.to_string()),
+    });
+    crate::write_atomic(output, &model.encode_to_vec())
+        .map_err(|e| anyhow::anyhow!("{}: cannot write ({e})", output.display()))
+}
+
+/// A one-line summary of a fit for logs.
+pub fn summary(fit: &Fit) -> String {
+    let s = |x: &decision::Scores| {
+        format!(
+            "kappa {:.4}, class-1 precision {:.4}, class-2 recall {:.4}, rho {:.4}, Medium {:.2}%",
+            x.kappa,
+            x.precision_1,
+            x.recall_2,
+            x.spearman_rho,
+            100.0 * x.medium_share
+        )
+    };
+    format!(
+        "{}; {}; on {} validation pixels: rule {} / argmax {}",
+        fit.decision.describe(),
+        if fit.feasible {
+            "targets met".to_string()
+        } else {
+            format!(
+                "targets NOT reachable (class-2 recall >= {}, class-1 precision >= {}); fallback: {}",
+                fit.targets.recall_2,
+                fit.targets.precision_1,
+                fit.fallback.as_deref().unwrap_or("-")
+            )
+        },
+        fit.pixels,
+        s(&fit.chosen),
+        s(&fit.argmax)
+    )
+}
+
+/// A temporary file removed when dropped.
+struct TempPath(std::path::PathBuf);
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

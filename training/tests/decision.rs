@@ -1,0 +1,93 @@
+//! `risk-train decide`'s pieces: the `risk.decision` metadata written through the training
+//! crate's ONNX protobuf code and read back by ONNX Runtime (`risk_inference::session`),
+//! and the fit on a model's own blended probabilities of a scene.
+
+use std::path::PathBuf;
+
+use risk_inference::decision::{self, Decision, Targets};
+use risk_inference::session::{Device, Model, SessionOptions};
+use risk_training::decision::{fit_on_scene, set_metadata};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn load(path: &std::path::Path) -> Model {
+    let options = SessionOptions {
+        device: Device::Cpu,
+        threads: 1,
+        ..SessionOptions::default()
+    };
+    Model::load(path, &options).unwrap()
+}
+
+#[test]
+fn decision_metadata_round_trip_keeps_everything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let toy = root().join("models/toy.onnx");
+    let out = dir.path().join("ruled.onnx");
+    let before = load(&toy).info().clone();
+    assert_eq!(
+        Decision::of_model(&load(&toy)),
+        Ok(Decision::default()),
+        "no rule: argmax"
+    );
+    let json = r#"{"rule": "logit_offsets", "offsets": [0, 1.5, -0.25], "feasible": false}"#;
+    set_metadata(&toy, &out, decision::METADATA_KEY, json).unwrap();
+    // Replaced, not added twice, when written again (in place).
+    let json2 = r#"{"rule": "logit_offsets", "offsets": [0, 0.75, -0.5]}"#;
+    set_metadata(&out, &out, decision::METADATA_KEY, json2).unwrap();
+    let mut model = load(&out);
+    assert_eq!(Decision::of_model(&model), Ok(Decision::new(0.75, -0.5)));
+    let mut props = model.info().properties.clone();
+    assert_eq!(props.remove(decision::METADATA_KEY).as_deref(), Some(json2));
+    assert_eq!(props, before.properties);
+    // The graph is untouched: same probabilities on a batch.
+    let (n, h, w) = (1, 32, 32);
+    let input: Vec<f32> = (0..3 * h * w)
+        .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+        .collect();
+    let (mut a, mut b) = (vec![0f32; 3 * h * w], vec![0f32; 3 * h * w]);
+    load(&toy).run(&input, n, h, w, &mut a).unwrap();
+    model.run(&input, n, h, w, &mut b).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+}
+
+/// The fit on the toy model's own probabilities of a fixture scene: a feasible rule meets
+/// both targets; a fallback to the best kappa under the recall constraint is at least as
+/// good as the argmax whenever the argmax meets that constraint (the argmax is one of the
+/// grid's offset pairs).
+#[test]
+fn fit_on_scene_scores_what_it_chose() {
+    let fixtures = root().join("fixtures");
+    let fit = fit_on_scene(
+        &root().join("models/toy.onnx"),
+        &fixtures.join("scene700x433.tif"),
+        &fixtures.join("scene700x433_labels.tif"),
+        &Targets::default(),
+    )
+    .unwrap();
+    assert!(fit.pixels > 250_000, "{}", fit.pixels);
+    println!("{fit:?}");
+    if fit.feasible {
+        assert!(
+            fit.chosen.recall_2 >= 0.93 && fit.chosen.precision_1 >= 0.22,
+            "{fit:?}"
+        );
+        assert!(fit.fallback.is_none());
+    } else {
+        assert_eq!(
+            fit.fallback.as_deref(),
+            Some("max kappa with recall_2"),
+            "{fit:?}"
+        );
+        if fit.argmax.recall_2 >= 0.93 {
+            assert!(fit.chosen.kappa >= fit.argmax.kappa - 1e-3, "{fit:?}");
+        }
+    }
+}
