@@ -90,7 +90,7 @@ train-default:
     target/release/risk-train synth --generator v1 --width 2048 --height 2048 --seed 11 --image out/scene2048_s11.tif --labels out/scene2048_s11_labels.tif
     target/release/risk-train fit --config training/config.edge.yaml
     mkdir -p out/h18
-    target/release/risk-train synth --width 1024 --height 1024 --seed 21 --image out/h18/synth-seed21-1024x1024.tif --labels out/h18/synth-seed21-1024x1024_labels.tif
+    target/release/risk-train synth --generator v1 --width 1024 --height 1024 --seed 21 --image out/h18/synth-seed21-1024x1024.tif --labels out/h18/synth-seed21-1024x1024_labels.tif
     target/release/risk-train export out/runs/edge-b0/best.safetensors --config training/config.edge.yaml --fp16 --meta risk.tile_size=128 --meta risk.tile_overlap=32 --model-version "edge-b0-1: EfficientNet-B0 attention U-Net, synthetic scene seed 11, training/config.edge.yaml" --val-image out/h18/synth-seed21-1024x1024.tif --val-labels out/h18/synth-seed21-1024x1024_labels.tif -o models/default.onnx
     just train-eval models/default.onnx models/default_metrics.json
 

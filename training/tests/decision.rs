@@ -91,3 +91,46 @@ fn fit_on_scene_scores_what_it_chose() {
         }
     }
 }
+
+/// On the oracle's probabilities of a generator-v2 scene (the Bayes-optimal class
+/// probabilities: the best any model can give), the binned fit reaches the best feasible
+/// kappa of an exhaustive search, computed pixel by pixel on a 0.1 grid of offsets over
+/// [-3, 3]^2, within 0.01.
+#[test]
+fn fit_on_the_oracle_reaches_the_best_feasible_point() {
+    use risk_training::synth::oracle::HiddenCdf;
+    use risk_training::synth::stats::Scene;
+    use risk_training::synth::{Generator, SynthConfig};
+    let cfg = SynthConfig {
+        width: 256,
+        height: 256,
+        seed: 31,
+        generator: Generator::V2,
+        ..SynthConfig::default()
+    };
+    let scene = Scene::generate(&cfg, &HiddenCdf::new(Generator::V2));
+    let (probs, labels) = (&scene.oracle, &scene.block.labels);
+    let targets = Targets::default();
+    let fit = decision::fit(probs, labels, &targets).unwrap();
+    let mut best: Option<f64> = None;
+    for i in -30..=30 {
+        for j in -30..=30 {
+            let rule = Decision::new(i as f64 / 10.0, j as f64 / 10.0);
+            let s = decision::Scores::of(&decision::confusion(&rule, probs, labels));
+            if s.meets(&targets) && best.is_none_or(|b| s.kappa > b) {
+                best = Some(s.kappa);
+            }
+        }
+    }
+    let best = best.expect("the oracle reaches the targets on a 0.1 grid");
+    println!(
+        "fit {:?}: kappa {} (exhaustive best {best})",
+        fit.decision.offsets, fit.chosen.kappa
+    );
+    assert!(fit.feasible, "{fit:?}");
+    assert!(
+        fit.chosen.kappa >= best - 0.01,
+        "fit {} vs exhaustive {best}",
+        fit.chosen.kappa
+    );
+}
