@@ -26,7 +26,7 @@ fn main() -> anyhow::Result<()> {
     for (name, train) in [("eval-mode BN ", false), ("train-mode BN", true)] {
         let mut matrix = ConfusionMatrix::new();
         for &i in &data.split.val {
-            let tile = data.source.read(data.windows[i])?;
+            let tile = data.read_tile(i)?;
             let mut image = tile.image.clone();
             data.norm.apply(&mut image);
             let side = tile.side as i64;

@@ -72,6 +72,23 @@ pub struct DataConfig {
     pub std: Vec<f64>,
     /// Tiles with less than this share of labelled pixels are left out. Default 0.05.
     pub min_labelled: f64,
+    /// More scenes (image / label pairs, same bands), each wholly in one split: training
+    /// on several scenes, validating and testing on scenes (seeds) it never saw. The
+    /// `image` / `labels` scene is split by blocks as above (set `val_fraction` and
+    /// `test_fraction` to 0 to train on all of it). Default none.
+    pub scenes: Vec<SceneConfig>,
+}
+
+/// One more scene of `data.scenes`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SceneConfig {
+    /// Image raster; relative to the config file.
+    pub image: PathBuf,
+    /// Label raster on the image's grid; relative to the config file.
+    pub labels: PathBuf,
+    /// `train`, `val` or `test`: where all of its tiles go.
+    pub split: crate::data::split::Split,
 }
 
 impl Default for DataConfig {
@@ -89,6 +106,7 @@ impl Default for DataConfig {
             mean: vec![0.485, 0.456, 0.406],
             std: vec![0.229, 0.224, 0.225],
             min_labelled: 0.05,
+            scenes: Vec::new(),
         }
     }
 }
@@ -267,7 +285,15 @@ impl TrainConfig {
             msg,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut cfg.data.image, &mut cfg.data.labels, &mut cfg.out] {
+        let scene_paths = cfg
+            .data
+            .scenes
+            .iter_mut()
+            .flat_map(|s| [&mut s.image, &mut s.labels]);
+        for p in [&mut cfg.data.image, &mut cfg.data.labels, &mut cfg.out]
+            .into_iter()
+            .chain(scene_paths)
+        {
             if p.is_relative() && !p.as_os_str().is_empty() {
                 *p = base.join(&*p);
             }

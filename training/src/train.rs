@@ -1,7 +1,9 @@
 //! The training loop of `risk-train fit` (`docs/spec.md`, "Training").
 //!
 //! 1. Tiles: the grid over the image / label pair, tiles with too few labelled pixels left
-//!    out, the spatial-block split ([`crate::data::split`]), class counts per split.
+//!    out, the spatial-block split ([`crate::data::split`]); then the tiles of each scene
+//!    of `data.scenes`, all of a scene in the split it names (training on several scenes,
+//!    validating and testing on others); class counts per split.
 //! 2. Minority sampling over the training tiles ([`crate::data::sampling`]).
 //! 3. Each epoch: learning rate from the schedule, the samples shuffled (seed + epoch),
 //!    batches of `batch_size` tiles read from the rasters (synthetic tiles interpolated from
@@ -44,7 +46,7 @@ use crate::data::augment::augment;
 use crate::data::numpy_rng::RandomState;
 use crate::data::sampling::{self, Sample, SamplingPlan};
 use crate::data::smote::Synthetic;
-use crate::data::split::{self, SplitTiles};
+use crate::data::split::{self, Split, SplitTiles};
 use crate::data::tiles::{self, Normalisation, Tile, TileSource};
 use crate::loss::risk_loss;
 use crate::model::{ImportReport, RiskUNet, WeightError, import_safetensors};
@@ -119,8 +121,10 @@ pub struct TrainState {
 
 /// The prepared data of a run.
 pub struct Dataset {
-    pub source: TileSource,
-    pub windows: Vec<Window>,
+    /// The scenes: `data.image` / `data.labels` first, then `data.scenes` in order.
+    pub sources: Vec<TileSource>,
+    /// Every kept tile: its scene (index into `sources`) and window.
+    pub windows: Vec<(usize, Window)>,
     pub counts: Vec<ClassCounts>,
     pub split: SplitTiles,
     /// Sampling plan over `split.train` (indices into it).
@@ -138,36 +142,72 @@ fn sum_counts(counts: &[ClassCounts], idx: &[usize]) -> ClassCounts {
     })
 }
 
+/// Tiles as `(scene, window)` with their class counts.
+type SceneTiles = (Vec<(usize, Window)>, Vec<ClassCounts>);
+
+/// The tiles of scene `scene` with at least `min_labelled` labelled pixels, and their
+/// class counts; an error naming the labels when there is none.
+fn scene_tiles(
+    source: &TileSource,
+    scene: usize,
+    labels: &Path,
+    cfg: &TrainConfig,
+) -> Result<SceneTiles, TrainError> {
+    let d = &cfg.data;
+    let mut windows = Vec::new();
+    let mut counts = Vec::new();
+    for w in tiles::grid(source.width(), source.height(), d.tile, cfg.stride()) {
+        let c = source.counts(w)?;
+        let labelled = (c.low + c.medium + c.high) as f64 / c.total().max(1) as f64;
+        if labelled >= d.min_labelled {
+            windows.push((scene, w));
+            counts.push(c);
+        }
+    }
+    if windows.is_empty() {
+        return Err(TrainError::Data(format!(
+            "no {}x{} tile with at least {:.0}% labelled pixels in {}",
+            d.tile,
+            d.tile,
+            100.0 * d.min_labelled,
+            labels.display()
+        )));
+    }
+    Ok((windows, counts))
+}
+
 impl Dataset {
     /// Tiles, split and sampling plan for `cfg`; `log` receives one line per finding.
     pub fn prepare(cfg: &TrainConfig, log: &mut dyn FnMut(String)) -> Result<Self, TrainError> {
         let d = &cfg.data;
-        let source = TileSource::open(&d.image, &d.labels, &d.bands, d.scale)?;
-        let all = tiles::grid(source.width(), source.height(), d.tile, cfg.stride());
-        let mut windows = Vec::new();
-        let mut counts = Vec::new();
-        for w in all {
-            let c = source.counts(w)?;
-            let labelled = (c.low + c.medium + c.high) as f64 / c.total().max(1) as f64;
-            if labelled >= d.min_labelled {
-                windows.push(w);
-                counts.push(c);
-            }
-        }
-        if windows.is_empty() {
-            return Err(TrainError::Data(format!(
-                "no {}x{} tile with at least {:.0}% labelled pixels in {}",
-                d.tile,
-                d.tile,
-                100.0 * d.min_labelled,
-                d.labels.display()
-            )));
-        }
+        let primary = TileSource::open(&d.image, &d.labels, &d.bands, d.scale)?;
+        let (mut windows, mut counts) = scene_tiles(&primary, 0, &d.labels, cfg)?;
         let block = d.block_tiles * cfg.stride();
-        let split = split::split(&windows, block, d.val_fraction, d.test_fraction, cfg.seed as u32);
+        let grid: Vec<Window> = windows.iter().map(|&(_, w)| w).collect();
+        let mut split = split::split(&grid, block, d.val_fraction, d.test_fraction, cfg.seed as u32);
+        let mut sources = vec![primary];
+        for scene in &d.scenes {
+            let source = TileSource::open(&scene.image, &scene.labels, &d.bands, d.scale)?;
+            let (w, c) = scene_tiles(&source, sources.len(), &scene.labels, cfg)?;
+            let (into, name) = match scene.split {
+                Split::Train => (&mut split.train, "train"),
+                Split::Val => (&mut split.val, "val"),
+                Split::Test => (&mut split.test, "test"),
+            };
+            into.extend(windows.len()..windows.len() + w.len());
+            log(format!(
+                "scene {}: {} tiles to {name}, {}",
+                scene.image.display(),
+                w.len(),
+                sum_counts(&c, &(0..c.len()).collect::<Vec<_>>())
+            ));
+            windows.extend(w);
+            counts.extend(c);
+            sources.push(source);
+        }
         if split.train.is_empty() || split.val.is_empty() {
             return Err(TrainError::Data(format!(
-                "the spatial split left {} training and {} validation tiles; use smaller tiles or blocks",
+                "the split left {} training and {} validation tiles; use smaller tiles or blocks, or add scenes",
                 split.train.len(),
                 split.val.len()
             )));
@@ -191,7 +231,8 @@ impl Dataset {
         }
         let train_counts: Vec<ClassCounts> = split.train.iter().map(|&i| counts[i]).collect();
         let plan = sampling::plan(&train_counts, &cfg.sampling, |i| {
-            source.read(windows[split.train[i]]).map(|t| t.image)
+            let (scene, w) = windows[split.train[i]];
+            sources[scene].read(w).map(|t| t.image)
         })?;
         for w in &plan.warnings {
             log(format!("warning: {w}"));
@@ -205,7 +246,7 @@ impl Dataset {
             std: d.std.clone(),
         };
         Ok(Self {
-            source,
+            sources,
             windows,
             counts,
             split,
@@ -214,19 +255,25 @@ impl Dataset {
         })
     }
 
+    /// Tile `i` (an index into `windows`), read from its scene.
+    pub fn read_tile(&self, i: usize) -> Result<Tile, RasterError> {
+        let (scene, w) = self.windows[i];
+        self.sources[scene].read(w)
+    }
+
     /// A training sample as a tile (synthetic ones interpolated from their parents).
     fn read_sample(&self, s: Sample) -> Result<Tile, TrainError> {
-        let window = |i: usize| self.windows[self.split.train[i]];
+        let tile = |i: usize| self.read_tile(self.split.train[i]);
         match s {
-            Sample::Tile(i) => Ok(self.source.read(window(i))?),
+            Sample::Tile(i) => Ok(tile(i)?),
             Sample::Synthetic {
                 a,
                 b,
                 step,
                 label_from,
             } => {
-                let ta = self.source.read(window(a))?;
-                let tb = self.source.read(window(b))?;
+                let ta = tile(a)?;
+                let tb = tile(b)?;
                 let syn = Synthetic {
                     sample: a,
                     neighbour: b,
@@ -337,7 +384,7 @@ fn validate(
     for chunk in data.split.val.chunks(cfg.optim.batch_size) {
         let tiles = chunk
             .iter()
-            .map(|&i| data.source.read(data.windows[i]))
+            .map(|&i| data.read_tile(i))
             .collect::<Result<Vec<_>, _>>()?;
         let (xs, ys) = batch(tiles, &data.norm, None, device)?;
         let (loss, pred) = tch::no_grad(|| {

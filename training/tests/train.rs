@@ -250,3 +250,65 @@ fn fit_in_bf16_on_the_cpu() {
     let weights = tch::Tensor::read_safetensors(dir.path().join("last.safetensors")).unwrap();
     assert!(weights.iter().all(|(_, t)| t.kind() != tch::Kind::BFloat16));
 }
+
+#[test]
+fn extra_scenes_go_wholly_to_their_split() {
+    // Train on all of scene512 (no block split), validate on scene700x433, another
+    // scene (seed) the model never trains on.
+    let mut cfg = TrainConfig::default();
+    cfg.data.image = fixture("scene512.tif");
+    cfg.data.labels = fixture("scene512_labels.tif");
+    cfg.data.tile = 128;
+    cfg.data.val_fraction = 0.0;
+    cfg.data.test_fraction = 0.0;
+    let text = format!(
+        "image: {}\nlabels: {}\nsplit: val\n",
+        fixture("scene700x433.tif").display(),
+        fixture("scene700x433_labels.tif").display()
+    );
+    cfg.data.scenes = vec![serde_norway::from_str(&text).unwrap()];
+    cfg.validate().unwrap();
+    let mut lines = Vec::new();
+    let data = train::Dataset::prepare(&cfg, &mut |l| lines.push(l)).unwrap();
+    let primary = grid(512, 512, 128, 128).len();
+    let other = grid(700, 433, 128, 128).len(); // 6 x 4 tiles, every one labelled enough
+    assert_eq!(data.windows.len(), primary + other, "{lines:?}");
+    assert_eq!(data.split.train, (0..primary).collect::<Vec<_>>());
+    assert_eq!(data.split.val, (primary..primary + other).collect::<Vec<_>>());
+    assert!(data.split.test.is_empty());
+    assert!(data.split.val.iter().all(|&i| data.windows[i].0 == 1));
+    // A validation tile is read from its own scene.
+    let (_, w) = data.windows[primary + other - 1];
+    assert_eq!((w.x, w.y), (700 - 128, 433 - 128));
+    let tile = data.read_tile(primary + other - 1).unwrap();
+    let other_src = risk_training::data::tiles::TileSource::open(
+        &fixture("scene700x433.tif"),
+        &fixture("scene700x433_labels.tif"),
+        &[1, 2, 3],
+        255.0,
+    )
+    .unwrap();
+    assert_eq!(tile, other_src.read(w).unwrap());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("scene700x433.tif: 24 tiles to val")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn scenes_in_yaml_resolve_paths_and_reject_unknown_splits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    let yaml = "data:\n  image: a.tif\n  labels: a_l.tif\n  scenes:\n    - {image: b.tif, labels: b_l.tif, split: test}\n";
+    std::fs::write(&path, yaml).unwrap();
+    let cfg = TrainConfig::from_yaml(&path).unwrap();
+    assert_eq!(cfg.data.scenes.len(), 1);
+    assert_eq!(cfg.data.scenes[0].image, dir.path().join("b.tif"));
+    assert_eq!(cfg.data.scenes[0].labels, dir.path().join("b_l.tif"));
+    assert_eq!(cfg.data.scenes[0].split, risk_training::data::split::Split::Test);
+    std::fs::write(&path, yaml.replace("split: test", "split: validation")).unwrap();
+    let err = TrainConfig::from_yaml(&path).unwrap_err().to_string();
+    assert!(err.contains("c.yaml") && err.contains("validation"), "{err}");
+}

@@ -11,7 +11,8 @@ use risk_inference::raster::Window;
 use super::numpy_rng::RandomState;
 
 /// Which split a tile belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Split {
     Train,
     Val,
