@@ -28,10 +28,16 @@ reqs="$here/requirements-$kind.txt"
 stamp="$venv/.risk-seg-$kind"
 want="$(sha256sum "$reqs" | cut -d' ' -f1)"
 [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && exit 0
+# Anything else (an older set-up, a half-finished one) is rebuilt from scratch: leftovers
+# such as stand-in libraries of an earlier stub-cuda would otherwise shadow the new ones.
+if [ -e "$venv" ]; then
+    [ -f "$venv/pyvenv.cfg" ] || { echo "bench/reference/setup.sh: $venv exists and is not a venv; remove it or choose another folder" >&2; exit 1; }
+    rm -rf "$venv"
+fi
 
 log() { printf 'reference setup (%s): %s\n' "$kind" "$*" >&2; }
 start=$SECONDS
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+python3 -m venv "$venv"
 py="$venv/bin/python"
 pip() { "$py" -m pip install -q --disable-pip-version-check "$@"; }
 
