@@ -40,7 +40,7 @@ use crate::predictor::{Predictor, normalised_entropy};
 use crate::raster::{GeoTiffWriter, InputRaster, RasterError, Window, WriteOptions};
 use crate::refine::{self, CrfOptions, CrfReport};
 use crate::session::ModelError;
-use crate::tiling::{Tile, TilePlan, blend_weights, reflect};
+use crate::tiling::{Tile, TilePlan, reflect};
 
 /// Errors of one raster's run.
 #[derive(Debug, thiserror::Error)]
@@ -683,8 +683,7 @@ struct Accumulator {
     mutual_info: Vec<f32>,
     /// Raster size.
     raster: (usize, usize),
-    weight_x: Vec<f32>,
-    weight_y: Vec<f32>,
+    overlap: usize,
 }
 
 impl Accumulator {
@@ -710,8 +709,7 @@ impl Accumulator {
             } else {
                 Vec::new()
             },
-            weight_x: blend_weights(plan.tile_width, plan.overlap),
-            weight_y: blend_weights(plan.tile_height, plan.overlap),
+            overlap: plan.overlap,
         }
     }
 
@@ -719,6 +717,7 @@ impl Accumulator {
     /// it, its `(height, width)` mutual information (the part inside the raster).
     fn add(&mut self, tile: &Tile, probs: &[f32], mutual_info: Option<&[f32]>) {
         let win = tile.inside(self.raster.0, self.raster.1);
+        let (weight_x, weight_y) = tile.weights(self.raster.0, self.raster.1, self.overlap);
         let iw = tile.width;
         let plane = tile.height * iw;
         let (dx, dy) = (
@@ -727,11 +726,11 @@ impl Accumulator {
         );
         for y in 0..win.height {
             let (ty, ay) = (dy + y, win.y + y - self.origin);
-            let wy = self.weight_y[ty];
+            let wy = weight_y[ty];
             let row = ay * self.width + (win.x - self.xa);
             for x in 0..win.width {
                 let tx = dx + x;
-                let wgt = wy * self.weight_x[tx];
+                let wgt = wy * weight_x[tx];
                 self.weights[row + x] += wgt;
                 for c in 0..NUM_CLASSES {
                     self.sums[c * self.rows * self.width + row + x] += wgt * probs[c * plane + ty * iw + tx];
@@ -1042,25 +1041,27 @@ mod tests {
 
     #[test]
     fn accumulator_averages_overlapping_tiles_exactly() {
-        // 96 px wide, tiles of 64 overlapping by 32, border 16: tiles at x = -16, 16, 48.
+        // 96 px wide, tiles of 64 overlapping by 32: 2 tiles, at overlap 24 they reach 4 px
+        // beyond both edges (x = -4, 36); 16 px high: one tile of 64 rows centred on them.
         let plan = TilePlan::new(96, 16, 64, 32);
-        assert_eq!(plan.xs, vec![-16, 16, 48]);
+        assert_eq!((plan.xs.clone(), plan.ys.clone()), (vec![-4, 36], vec![-24]));
         let mut acc = Accumulator::new(&plan, 0, 96, false);
         let tiles = plan.row_tiles(0, 0, 96);
         let n = plan.tile_width * plan.tile_height;
         let constant = |p: [f32; 3]| -> Vec<f32> { p.iter().flat_map(|&v| vec![v; n]).collect() };
         acc.add(&tiles[0], &constant([0.7, 0.2, 0.1]), None);
         acc.add(&tiles[1], &constant([0.1, 0.2, 0.7]), None);
-        acc.add(&tiles[2], &constant([0.1, 0.2, 0.7]), None);
         let band = acc.finish_rows(0, 16, vec![true; 96 * 16], true, &Decision::default());
         let p0 = |x: usize| band.probs[x];
-        // Column 20: tile 0 at i = 36, tile 1 at i = 4; tile 2 does not cover it.
-        let w = blend_weights(64, 32);
-        let (wa, wb) = (w[36], w[4]);
+        // Column 50: tile 0 at i = 54, 9 px from its right end (margin 8 px, then a ramp
+        // of 24 px: smoothstep((9 + 0.5 - 8) / 24)); tile 1 at i = 14: smoothstep(6.5 / 24).
+        let smooth = |s: f32| s * s * (3.0 - 2.0 * s);
+        let (wa, wb) = (smooth(1.5 / 24.0), smooth(6.5 / 24.0));
         let expect = (wa * 0.7 + wb * 0.1) / (wa + wb);
-        assert!((p0(20) - expect).abs() < 1e-6, "{} vs {expect}", p0(20));
-        // Column 0 is covered by tile 0 only; column 95 by tiles 1 and 2, both 0.1.
+        assert!((p0(50) - expect).abs() < 1e-6, "{} vs {expect}", p0(50));
+        // Columns 0..36 are covered by tile 0 only, 60..96 by tile 1 only.
         assert!((p0(0) - 0.7).abs() < 1e-6);
+        assert!((p0(35) - 0.7).abs() < 1e-6);
         assert!((p0(95) - 0.1).abs() < 1e-6);
         assert_eq!(band.classes[0], 0);
         assert_eq!(band.classes[95], 2);

@@ -216,6 +216,84 @@ fn tiled_prediction_equals_whole_prediction() {
 }
 
 #[test]
+fn edge_pixels_stay_close_to_a_run_with_real_context() {
+    // A 416 x 224 crop at (128, 96) of the 700x433 scene, tiles 128 overlapping by 32:
+    // 4 x 2 tiles cover it with no room to spare at overlap 32, so the reflected border its
+    // edge pixels get (12 px across, 4 px down) is bought by overlaps of 24. The whole
+    // scene's run sees real pixels there. Edge probabilities must stay close to it: mean
+    // absolute difference within 2 px of the edge measured 0.066 (interior 0.063); 0.048
+    // with the old plan's 16 px border and 5 x 3 tiles, 0.138 with 4 x 2 tiles flush with
+    // the edges (2026-12-06, models/default.onnx).
+    let dir = tempfile::tempdir().unwrap();
+    let scene = fixture("scene700x433.tif");
+    let (w, h, (cx, cy, cw, ch)) = (700, 433, (128, 96, 416, 224));
+    let data: Vec<u8> = read_all(&scene);
+    let mut crop = Vec::with_capacity(3 * cw * ch);
+    for b in 0..3 {
+        for y in cy..cy + ch {
+            crop.extend_from_slice(&data[b * w * h + y * w + cx..b * w * h + y * w + cx + cw]);
+        }
+    }
+    let crop_in = dir.path().join("crop_in.tif");
+    write_raster(&crop_in, cw, ch, 3, &crop, Some(0.0));
+    let run = |input: &Path, name: &str| -> Vec<f32> {
+        let (classes, probs) = (
+            dir.path().join(format!("{name}.tif")),
+            dir.path().join(format!("{name}_p.tif")),
+        );
+        let o = risk_infer(&[
+            &input,
+            &"-o",
+            &classes,
+            &"--probs",
+            &probs,
+            &"--probs-type",
+            &"f32",
+            &"--tile",
+            &"128",
+            &"--overlap",
+            &"32",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        read_all(&probs)
+    };
+    let (whole, part) = (run(&scene, "whole"), run(&crop_in, "crop"));
+    // Mean and largest absolute difference over the pixels `d` px or less from the crop's
+    // edge, and the mean over its interior (32 px or more inside).
+    let (mut edge, mut edge_max, mut edge_n, mut inner, mut inner_n) = (0.0f64, 0.0f32, 0, 0.0f64, 0);
+    for y in 0..ch {
+        for x in 0..cw {
+            let d = x.min(y).min(cw - 1 - x).min(ch - 1 - y);
+            for c in 0..3 {
+                let (a, b) = (
+                    part[c * cw * ch + y * cw + x],
+                    whole[c * w * h + (y + cy) * w + x + cx],
+                );
+                if a < 0.0 || b < 0.0 {
+                    continue; // nodata
+                }
+                let diff = (a - b).abs();
+                if d < 2 {
+                    edge += diff as f64;
+                    edge_max = edge_max.max(diff);
+                    edge_n += 1;
+                } else if d >= 32 {
+                    inner += diff as f64;
+                    inner_n += 1;
+                }
+            }
+        }
+    }
+    let (edge, inner) = (edge / edge_n as f64, inner / inner_n as f64);
+    eprintln!("edge (2 px) mean {edge:.4} max {edge_max:.4}; interior mean {inner:.4}");
+    assert!(edge_n > 2000 && inner_n > 50_000);
+    assert!(
+        edge < 0.1 && edge < 1.5 * inner && edge_max < 0.7,
+        "edge mean {edge} max {edge_max}, interior mean {inner}"
+    );
+}
+
+#[test]
 fn column_blocks_under_a_small_memory_budget_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (big, small) = (dir.path().join("big.tif"), dir.path().join("small.tif"));
