@@ -278,6 +278,19 @@ mod tests {
             (p.iterations, p.bilateral_sxy, p.bilateral_compat),
             (2, 50.0, 4.0)
         );
+        assert_eq!(p.compat, crate::crf::LabelCompat::Potts, "Potts unless said");
+        let ordinal = json.replace(
+            "\"bilateral_compat\": 4",
+            "\"bilateral_compat\": 4, \"compat\": \"ordinal\"",
+        );
+        let p = params_from_metadata(&ordinal).unwrap().unwrap();
+        assert_eq!(p.compat, crate::crf::LabelCompat::Ordinal);
+        let matrix = json.replace(
+            "\"bilateral_compat\": 4",
+            "\"bilateral_compat\": 4, \"compat\": {\"matrix\": [[0, 1, 2], [1, 0, 1], [2, 1, 0]]}",
+        );
+        let p = params_from_metadata(&matrix).unwrap().unwrap();
+        assert_eq!(p.compat.costs(), crate::crf::LabelCompat::Ordinal.costs());
         assert!(params_from_metadata(r#"{"iterations": 2}"#).is_err());
         assert!(params_from_metadata("strong").is_err());
     }

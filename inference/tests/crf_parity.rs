@@ -3,10 +3,14 @@
 //! scene 256 x 256 seed 1, probabilities quantised to uint8, `crf_harness.dense_crf`).
 //! Cases: the 256x256 scene and a 200x131 crop of it, presets `default` and `enhanced`.
 //! Required: label agreement >= 99.9%; max |Q diff| is printed and must stay below 1e-4.
+//!
+//! Label compatibility matrices (`--crf-compat`): the same script gives pydensecrf a 2-d
+//! `compat` per kernel (its `MatrixCompatibility`): ordinal costs `|i - j|` with both
+//! presets, and an asymmetric cost matrix (symmetrised by both sides) on the crop.
 
 use std::path::PathBuf;
 
-use risk_inference::crf::{self, CrfParams};
+use risk_inference::crf::{self, CrfParams, LabelCompat};
 use risk_inference::npy::read_npy;
 
 fn data(name: &str) -> PathBuf {
@@ -45,14 +49,25 @@ fn inputs(case: &str) -> (Vec<u8>, Vec<f32>, usize, usize) {
 }
 
 fn check(case: &str, preset: &str) {
-    let (rgb, prob, w, h) = inputs(case);
     let params = CrfParams::preset(preset).unwrap();
-    let q = crf::dense_crf(&rgb, &prob, w, h, &params).unwrap();
+    compare(
+        case,
+        &params,
+        &format!("{case}_labels_{preset}.npy"),
+        &format!("{case}_q_{preset}_every16.npy"),
+    );
+}
+
+/// The CRF of `params` on `case` against pydensecrf's labels and every-16th-pixel Q.
+fn compare(case: &str, params: &CrfParams, labels_npy: &str, q_npy: &str) {
+    let (rgb, prob, w, h) = inputs(case);
+    let preset = labels_npy.trim_end_matches(".npy");
+    let q = crf::dense_crf(&rgb, &prob, w, h, params).unwrap();
     let labels = crf::labels_from_q(&q, w * h);
-    let want = read_npy::<u8>(data(&format!("{case}_labels_{preset}.npy"))).unwrap();
+    let want = read_npy::<u8>(data(labels_npy)).unwrap();
     assert_eq!(want.shape, [h, w]);
     let agree = labels.iter().zip(&want.data).filter(|(a, b)| a == b).count() as f64 / (w * h) as f64;
-    let q_ref = read_npy::<f32>(data(&format!("{case}_q_{preset}_every16.npy"))).unwrap();
+    let q_ref = read_npy::<f32>(data(q_npy)).unwrap();
     let m = (w * h).div_ceil(16);
     assert_eq!(q_ref.shape, [3, m]);
     let mut max_diff = 0f32;
@@ -61,9 +76,73 @@ fn check(case: &str, preset: &str) {
             max_diff = max_diff.max((q[c * w * h + k * 16] - q_ref.data[c * m + k]).abs());
         }
     }
-    println!("{case} {preset}: label agreement {agree:.6}, max |Q diff| {max_diff:.3e} (every 16th pixel)");
-    assert!(agree >= 0.999, "{case} {preset}: label agreement {agree} < 0.999");
-    assert!(max_diff < 1e-4, "{case} {preset}: max |Q diff| {max_diff}");
+    println!("{preset}: label agreement {agree:.6}, max |Q diff| {max_diff:.3e} (every 16th pixel)");
+    assert!(agree >= 0.999, "{preset}: label agreement {agree} < 0.999");
+    assert!(max_diff < 1e-4, "{preset}: max |Q diff| {max_diff}");
+}
+
+#[test]
+fn parity_256_ordinal_default() {
+    let params = CrfParams {
+        compat: LabelCompat::Ordinal,
+        ..CrfParams::DEFAULT
+    };
+    compare(
+        "s256",
+        &params,
+        "s256_ordinal_default_labels.npy",
+        "s256_ordinal_default_q_every16.npy",
+    );
+}
+
+#[test]
+fn parity_256_ordinal_enhanced() {
+    let params = CrfParams {
+        compat: LabelCompat::Ordinal,
+        ..CrfParams::ENHANCED
+    };
+    compare(
+        "s256",
+        &params,
+        "s256_ordinal_enhanced_labels.npy",
+        "s256_ordinal_enhanced_q_every16.npy",
+    );
+}
+
+#[test]
+fn parity_200x131_asymmetric_matrix() {
+    let params = CrfParams {
+        compat: LabelCompat::parse("0,1,3, 0.5,0,1, 2,2,0").unwrap(),
+        ..CrfParams::DEFAULT
+    };
+    compare(
+        "s200x131",
+        &params,
+        "s200x131_custom_default_labels.npy",
+        "s200x131_custom_default_q_every16.npy",
+    );
+}
+
+/// The matrix `1 - I` is Potts: the two differ by a term equal for all labels of a pixel.
+#[test]
+fn potts_matrix_equals_potts() {
+    let (rgb, prob, w, h) = inputs("s200x131");
+    let potts = crf::dense_crf(&rgb, &prob, w, h, &CrfParams::ENHANCED).unwrap();
+    let params = CrfParams {
+        compat: LabelCompat::parse("0,1,1,1,0,1,1,1,0").unwrap(),
+        ..CrfParams::ENHANCED
+    };
+    let matrix = crf::dense_crf(&rgb, &prob, w, h, &params).unwrap();
+    let max = potts
+        .iter()
+        .zip(&matrix)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(max < 1e-5, "max |Q diff| {max}");
+    assert_eq!(
+        crf::labels_from_q(&potts, w * h),
+        crf::labels_from_q(&matrix, w * h)
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{files_in, fixture, read_all, root, stderr};
-use risk_inference::crf::{self, CrfParams};
+use risk_inference::crf::{self, CrfParams, LabelCompat};
 use risk_inference::decision::Decision;
 use risk_inference::raster::{GeoRef, GeoTiffWriter, InputRaster, PixelType, Window, WriteOptions};
 use risk_inference::session::{Model, SessionOptions};
@@ -622,9 +622,9 @@ fn crf_pass_equals_the_crf_library_on_the_blended_probabilities() {
     let bands: Vec<u8> = read_all(&input);
     let rule = Decision::of_model(&Model::load(model(), &SessionOptions::default()).unwrap()).unwrap();
     // The CRF's colour bands in the order `order` (0-based) of the raster's bands.
-    let expect = |order: [usize; 3]| {
+    let expect_with = |order: [usize; 3], params: &CrfParams| {
         let rgb: Vec<u8> = (0..3 * n).map(|i| bands[order[i % 3] * n + i / 3]).collect();
-        let q = crf::dense_crf(&rgb, &probs, 512, 512, &CrfParams::DEFAULT).unwrap();
+        let q = crf::dense_crf(&rgb, &probs, 512, 512, params).unwrap();
         (0..n)
             .map(|i| {
                 if valid[i] {
@@ -635,6 +635,7 @@ fn crf_pass_equals_the_crf_library_on_the_blended_probabilities() {
             })
             .collect::<Vec<u8>>()
     };
+    let expect = |order: [usize; 3]| expect_with(order, &CrfParams::DEFAULT);
     let differ = |got: &[u8], want: &[u8]| got.iter().zip(want).filter(|(a, b)| a != b).count();
     let d = differ(&read_u8(&refined).2, &expect([0, 1, 2]));
     assert_eq!(d, 0, "risk-infer's CRF differs from the library on {d} pixels");
@@ -660,9 +661,32 @@ fn crf_pass_equals_the_crf_library_on_the_blended_probabilities() {
         differ(&got, &read_u8(&refined).2) > 0,
         "the band order changed nothing"
     );
+    // --crf-compat ordinal reaches the CRF (the library with the same compatibility).
+    let ordinal = dir.path().join("ordinal.tif");
+    let o = risk_infer_crf(&[
+        &input,
+        &"-o",
+        &ordinal,
+        &"--crf",
+        &"default",
+        &"--crf-compat",
+        &"ordinal",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let params = CrfParams {
+        compat: LabelCompat::Ordinal,
+        ..CrfParams::DEFAULT
+    };
+    let got = read_u8(&ordinal).2;
+    assert_eq!(
+        differ(&got, &expect_with([0, 1, 2], &params)),
+        0,
+        "--crf-compat ordinal"
+    );
+    assert!(differ(&got, &read_u8(&refined).2) > 0, "ordinal changed nothing");
     assert_eq!(
         files_in(dir.path()),
-        vec!["crf.tif", "crf321.tif", "p.tif", "plain.tif"]
+        vec!["crf.tif", "crf321.tif", "ordinal.tif", "p.tif", "plain.tif"]
     );
 }
 

@@ -3,7 +3,7 @@
 //! can benchmark it.
 //!
 //!     risk-crf --img img.npy (--prob prob.npy | --unary unary.npy) --preset enhanced \
-//!              [--iters K] [--tile 8192 --halo 256] --out DIR
+//!              [--iters K] [--compat potts|ordinal|a,b,...] [--tile 8192 --halo 256] --out DIR
 //!
 //! Inputs: `img.npy` uint8 (H, W, 3); `prob.npy` or `unary.npy` float32 (3, H, W).
 //! Writes `DIR/labels.npy` uint8 (H, W) and `DIR/Q.npy` float32 (3, H, W); prints the
@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use risk_inference::crf::{self, CrfParams, CrfTiling};
+use risk_inference::crf::{self, CrfParams, CrfTiling, LabelCompat};
 use risk_inference::npy::{read_npy, write_npy};
 
 #[derive(Parser, Debug)]
@@ -37,6 +37,10 @@ struct Args {
     /// Override the number of mean-field iterations.
     #[arg(long)]
     iters: Option<usize>,
+    /// Label compatibility of both kernels: potts, ordinal (cost w |i - j|) or a 3x3 cost
+    /// matrix as 9 comma-separated numbers, row by row (pydensecrf's MatrixCompatibility).
+    #[arg(long, value_name = "potts|ordinal|a,b,c,...", value_parser = LabelCompat::parse)]
+    compat: Option<LabelCompat>,
     /// Run in CRF tiles of at most this side (halo included) when the image is larger.
     #[arg(long, default_value_t = CrfTiling::default().tile)]
     tile: usize,
@@ -72,6 +76,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let mut params = CrfParams::preset(&args.preset)?;
     if let Some(k) = args.iters {
         params.iterations = k;
+    }
+    if let Some(c) = args.compat {
+        params.compat = c;
     }
     let tiling = CrfTiling {
         tile: args.tile,

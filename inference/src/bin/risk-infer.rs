@@ -16,7 +16,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use risk_inference::augment::Tta;
 use risk_inference::autobatch::BatchSize;
-use risk_inference::crf::CrfParams;
+use risk_inference::crf::{CrfParams, LabelCompat};
 use risk_inference::decision::{self, Decision};
 use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
 use risk_inference::output::check_outputs;
@@ -148,6 +148,12 @@ struct Cli {
     /// CRF override: bilateral kernel Potts weight.
     #[arg(long)]
     crf_bilateral_compat: Option<f32>,
+    /// CRF override: label compatibility of both kernels: potts, ordinal (cost w |i - j|,
+    /// so Low beside High costs more than either beside Medium) or a 3x3 cost matrix as 9
+    /// comma-separated numbers, row by row (pydensecrf's MatrixCompatibility, scaled by
+    /// each kernel's weight).
+    #[arg(long, value_name = "potts|ordinal|a,b,c,...", value_parser = LabelCompat::parse)]
+    crf_compat: Option<LabelCompat>,
     /// Largest CRF tile side in pixels (halo included; reduced to fit --memory-budget).
     #[arg(long, default_value_t = 8192)]
     crf_tile: usize,
@@ -250,6 +256,7 @@ fn crf_options(cli: &Cli, model: &Model) -> anyhow::Result<Option<CrfOptions>> {
     p.bilateral_sxy = cli.crf_bilateral_sxy.unwrap_or(p.bilateral_sxy);
     p.bilateral_srgb = cli.crf_bilateral_srgb.unwrap_or(p.bilateral_srgb);
     p.bilateral_compat = cli.crf_bilateral_compat.unwrap_or(p.bilateral_compat);
+    p.compat = cli.crf_compat.unwrap_or(p.compat);
     p.validate().map_err(|e| Usage(e.to_string()))?;
     if cli.crf_tile <= 2 * cli.crf_halo {
         return Err(Usage(format!(
@@ -565,13 +572,14 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
     if let Some(c) = &crf {
         let p = &c.params;
         tracing::info!(
-            "CRF: {} iterations, Gaussian sxy {} compat {}, bilateral sxy {} srgb {} compat {}, colour bands {:?}",
+            "CRF: {} iterations, Gaussian sxy {} compat {}, bilateral sxy {} srgb {} compat {}, label compatibility {}, colour bands {:?}",
             p.iterations,
             p.gaussian_sxy,
             p.gaussian_compat,
             p.bilateral_sxy,
             p.bilateral_srgb,
             p.bilateral_compat,
+            p.compat,
             c.bands
         );
     }
@@ -655,7 +663,7 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
                 );
                 if let Some(before) = report.class_counts_before_crf {
                     tracing::info!(
-                        "class shares before the CRF: {}; after: {} (the CRF's Potts terms erase small Medium zones)",
+                        "class shares before the CRF: {}; after: {}",
                         shares(&before),
                         shares(&report.class_counts)
                     );

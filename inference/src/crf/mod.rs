@@ -6,8 +6,10 @@
 //! - a Gaussian kernel on `[x/sxy, y/sxy]` and a bilateral kernel on
 //!   `[x/sxy, y/sxy, r/srgb, g/srgb, b/srgb]`, both `NORMALIZE_SYMMETRIC`
 //!   (`norm ⊙ K(norm ⊙ Q)` with `norm = 1/sqrt(K·1)`), self term included;
-//! - Potts compatibilities (`-w * message`); Jacobi mean-field updates
-//!   `Q <- softmax(-U + w_g Kn_g Q + w_b Kn_b Q)`, starting from `softmax(-U)`.
+//! - Potts compatibilities (`-w * message`), or a 3x3 label compatibility matrix
+//!   ([`LabelCompat`]: `ordinal` costs `w |i - j|`); Jacobi mean-field updates
+//!   `Q <- softmax(-U + w_g Kn_g Q + w_b Kn_b Q)` (Potts; with a matrix `M_k`:
+//!   `softmax(-U - M_g Kn_g Q - M_b Kn_b Q)`), starting from `softmax(-U)`.
 //!
 //! The filtering uses the permutohedral lattice, built once per image in parallel and
 //! reused by every iteration: for the Gaussian kernel a regular grid without hashing or
@@ -33,8 +35,9 @@
 //!
 //! `tests/crf_parity.rs` compares against committed pydensecrf outputs (fixtures made by
 //! `tests/data/crf/make_fixtures.sh`) and requires label agreement >= 99.9% and max |Q diff|
-//! below 1e-4; the measured agreement (identical labels, |Q diff| below 1e-6) is in
-//! `bench/README.md` ("Dense CRF").
+//! below 1e-4, for Potts and for label compatibility matrices (ordinal with both presets,
+//! an asymmetric matrix); the measured agreement (identical labels, |Q diff| below 1e-6) is
+//! in `bench/README.md` ("Dense CRF", "CRF label compatibility").
 //!
 //! # Memory
 //!
@@ -94,8 +97,87 @@ pub enum CrfError {
     TooLarge { width: usize, height: usize },
 }
 
-/// Dense CRF parameters (pydensecrf names in brackets). Both kernels use Potts
-/// compatibilities, `DIAG_KERNEL` and `NORMALIZE_SYMMETRIC`.
+/// Label compatibility of both kernels (pydensecrf's `compat` argument).
+///
+/// - `Potts` (the default, pydensecrf's `PottsCompatibility(w)`): every disagreement costs
+///   the kernel's weight `w`, whichever the two labels.
+/// - `Ordinal`: the cost grows with the distance of the ordinal labels, `w |i - j|`, so a
+///   Low pixel beside a High one costs twice what either costs beside a Medium one, and a
+///   thin Medium band between Low and High is cheaper to keep than to erase.
+/// - `Matrix(C)`: any 3x3 cost matrix, the kernel's compatibility being `w C`.
+///
+/// `Ordinal` and `Matrix` are pydensecrf's `MatrixCompatibility(w C)` (passing the 2-d array
+/// `w C` as `compat`): the matrix is symmetrised, `(M + M^T) / 2`, and the pairwise energy of
+/// label `i` is `sum_j M_ij (norm K Q)_j`. `Matrix` of `1 - I` is Potts (the two differ by a
+/// term equal for every label of a pixel, which the softmax cancels).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelCompat {
+    #[default]
+    Potts,
+    Ordinal,
+    Matrix([[f32; LABELS]; LABELS]),
+}
+
+impl LabelCompat {
+    /// `potts`, `ordinal`, or nine comma-separated numbers (the cost matrix, row by row).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "potts" => Ok(Self::Potts),
+            "ordinal" => Ok(Self::Ordinal),
+            list => {
+                let v: Vec<f32> = list
+                    .split(',')
+                    .map(|x| x.trim().parse::<f32>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| format!("{s:?} is not potts, ordinal or 9 comma-separated numbers"))?;
+                if v.len() != LABELS * LABELS || v.iter().any(|x| !x.is_finite()) {
+                    return Err(format!(
+                        "{s:?}: a compatibility matrix is 9 finite numbers (3x3, row by row), got {}",
+                        v.len()
+                    ));
+                }
+                Ok(Self::Matrix(std::array::from_fn(|i| {
+                    std::array::from_fn(|j| v[i * LABELS + j])
+                })))
+            }
+        }
+    }
+
+    /// The cost matrix `C` (`Potts`: `None`, handled as pydensecrf's Potts term).
+    pub fn costs(&self) -> Option<[[f32; LABELS]; LABELS]> {
+        match self {
+            Self::Potts => None,
+            Self::Ordinal => Some(std::array::from_fn(|i| {
+                std::array::from_fn(|j| (i as f32 - j as f32).abs())
+            })),
+            Self::Matrix(m) => Some(*m),
+        }
+    }
+
+    /// The symmetrised compatibility of a kernel of weight `w`: `w (C + C^T) / 2`, as
+    /// pydensecrf's `MatrixCompatibility` stores it (float32 throughout).
+    pub fn kernel_matrix(&self, w: f32) -> Option<[[f32; LABELS]; LABELS]> {
+        let c = self.costs()?;
+        let m: [[f32; LABELS]; LABELS] = std::array::from_fn(|i| std::array::from_fn(|j| w * c[i][j]));
+        Some(std::array::from_fn(|i| {
+            std::array::from_fn(|j| 0.5f32 * (m[i][j] + m[j][i]))
+        }))
+    }
+}
+
+impl std::fmt::Display for LabelCompat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Potts => f.write_str("potts"),
+            Self::Ordinal => f.write_str("ordinal"),
+            Self::Matrix(m) => write!(f, "matrix {m:?}"),
+        }
+    }
+}
+
+/// Dense CRF parameters (pydensecrf names in brackets). Both kernels use `DIAG_KERNEL`,
+/// `NORMALIZE_SYMMETRIC` and the label compatibility [`CrfParams::compat`] (Potts unless set).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrfParams {
@@ -111,6 +193,9 @@ pub struct CrfParams {
     pub bilateral_srgb: f32,
     /// Bilateral kernel Potts weight (`compat`). Default 10 (`default`), 15 (`enhanced`).
     pub bilateral_compat: f32,
+    /// Label compatibility of both kernels, scaled by each kernel's weight. Default Potts.
+    #[serde(default)]
+    pub compat: LabelCompat,
 }
 
 impl CrfParams {
@@ -122,6 +207,7 @@ impl CrfParams {
         bilateral_sxy: 80.0,
         bilateral_srgb: 13.0,
         bilateral_compat: 10.0,
+        compat: LabelCompat::Potts,
     };
 
     /// Source V2.5 settings: 8 iterations, Gaussian compat 5 (the source's
@@ -157,6 +243,15 @@ impl CrfParams {
                     reason: "must be a positive number",
                 });
             }
+        }
+        if let LabelCompat::Matrix(m) = &self.compat
+            && let Some(&v) = m.iter().flatten().find(|v| !v.is_finite())
+        {
+            return Err(CrfError::BadParam {
+                name: "compat",
+                value: v as f64,
+                reason: "must be finite",
+            });
         }
         for (name, v) in [
             ("gaussian_compat", self.gaussian_compat),
@@ -359,6 +454,26 @@ struct Kernel<const D: usize> {
     compat: f32,
 }
 
+/// How one kernel's slices become pairwise energies: `[w for energies, matrix]`. Potts: the
+/// factor `-w` and no matrix; a matrix compatibility `M`: the slices' label lanes are
+/// replaced by `M (K Q)` and the factor is 1 (energy `-= norm M K Q`).
+fn compat_terms(compat: &LabelCompat, w: f32) -> (f32, Option<[[f32; LABELS]; LABELS]>) {
+    match compat.kernel_matrix(w) {
+        None => (-w, None),
+        Some(m) => (1.0, Some(m)),
+    }
+}
+
+/// `out[k][0..3] = M out[k][0..3]` (lane 3, `K·1`, kept).
+fn mix_labels(m: &[[f32; LABELS]; LABELS], out: &mut [Value]) {
+    for v in out {
+        let x = [v[0], v[1], v[2]];
+        for (i, row) in m.iter().enumerate() {
+            v[i] = row[0] * x[0] + row[1] * x[1] + row[2] * x[2];
+        }
+    }
+}
+
 impl<const D: usize> Kernel<D> {
     fn new(
         n: usize,
@@ -452,6 +567,8 @@ impl<'a> BilateralFeatures<'a> {
 
 /// The two kernels of one image, ready for mean-field inference.
 struct DenseCrf<'a> {
+    /// Label compatibility of both kernels.
+    compat: LabelCompat,
     gauss: GaussKernel,
     bilat: Kernel<5>,
     /// The bilateral barycentric weights are recomputed from these in every pass.
@@ -502,6 +619,7 @@ impl<'a> DenseCrf<'a> {
             bfeat.fill(i, x, y, lanes, f)
         });
         DenseCrf {
+            compat: p.compat,
             gauss,
             bilat,
             bfeat,
@@ -572,7 +690,10 @@ impl<'a> DenseCrf<'a> {
     ) {
         let (g, b) = (&self.gauss, &self.bilat);
         let (ag, ab) = (1.0f32 / (1.0f32 + 2.0f32.powf(-2.0)), Lattice::<5>::alpha());
-        let (wg, wb) = (-g.compat, -b.compat);
+        let ((wg, mg), (wb, mb)) = (
+            compat_terms(&self.compat, g.compat),
+            compat_terms(&self.compat, b.compat),
+        );
         let mut s = Scratch::new();
         let scale_b = lattice::scale_factors::<5>();
         let len = planes[0].len();
@@ -608,8 +729,15 @@ impl<'a> DenseCrf<'a> {
             // SAFETY: lattice ids are below its vertex count (checked at its build), grid
             // ids are clamped into the grid; the value buffers hold those many entries.
             unsafe { simd::gather_unchecked::<6>(self.isa, cur.1, ids_b, wgt_b, ab, &mut s.out_b[..bl]) };
+            if let Some(m) = &mg {
+                mix_labels(m, &mut s.out_g[..bl]);
+            }
+            if let Some(m) = &mb {
+                mix_labels(m, &mut s.out_b[..bl]);
+            }
             // norm = 1/sqrt(K·1 + 1e-20), K·1 from lane 3 of the slices; the energies
-            // tmp = -U; tmp -= (-w_g) * (norm_g * K_g); tmp -= (-w_b) * (norm_b * K_b).
+            // tmp = -U; tmp -= (-w_g) * (norm_g * K_g); tmp -= (-w_b) * (norm_b * K_b)
+            // (with a compatibility matrix M: tmp -= norm * M K, factor 1).
             let inputs = simd::EnergyInputs {
                 out: [&s.out_g[..bl], &s.out_b[..bl]],
                 u: [&u0[k0..k0 + bl], &u1[k0..k0 + bl], &u2[k0..k0 + bl]],
@@ -930,5 +1058,26 @@ mod tests {
         let labels = labels_from_q(&q, n);
         assert_eq!(labels.len(), n);
         assert!(labels.iter().enumerate().all(|(i, &l)| l == pattern[i % 5].1));
+    }
+
+    #[test]
+    fn label_compatibility_parses_and_symmetrises_as_pydensecrf() {
+        assert_eq!(LabelCompat::parse("potts"), Ok(LabelCompat::Potts));
+        assert_eq!(LabelCompat::parse("ordinal"), Ok(LabelCompat::Ordinal));
+        assert_eq!(LabelCompat::Potts.kernel_matrix(3.0), None);
+        // Ordinal: w |i - j|.
+        assert_eq!(
+            LabelCompat::Ordinal.kernel_matrix(2.0),
+            Some([[0.0, 2.0, 4.0], [2.0, 0.0, 2.0], [4.0, 2.0, 0.0]])
+        );
+        // An asymmetric matrix becomes w (C + C^T) / 2.
+        let c = LabelCompat::parse("0, 1, 3, 0.5, 0, 1, 2, 2, 0").unwrap();
+        assert_eq!(
+            c.kernel_matrix(2.0),
+            Some([[0.0, 1.5, 5.0], [1.5, 0.0, 3.0], [5.0, 3.0, 0.0]])
+        );
+        for bad in ["", "pots", "1,2,3", "0,1,1,1,0,1,1,1,0,1", "0,1,1,1,0,1,1,1,nan"] {
+            assert!(LabelCompat::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -8,10 +8,15 @@ Run through make_fixtures.sh (it makes the bench venv). Uses bench/reference/:
      both sides;
   3. two cases: the whole scene, and an odd-sized 200 x 131 crop (rows 37..168, columns
      23..223);
-  4. pydensecrf (crf_harness.dense_crf) with the default and the enhanced preset on each.
+  4. pydensecrf (crf_harness.dense_crf) with the default and the enhanced preset on each;
+  5. label compatibility matrices (risk-infer --crf-compat): each kernel's compat given to
+     pydensecrf as the 2-d array w * C (its MatrixCompatibility, which symmetrises it):
+     ordinal costs C = |i - j| on the whole scene with both presets, and an asymmetric C on
+     the crop with the default preset.
 Committed here: s256_img (uint8 HxWx3) and s256_prob_u8 (uint8 3xHxW; the test cuts the
 crop's inputs from these), <case>_labels_<preset> (uint8 HxW) and
-<case>_q_<preset>_every16 (float32 3 x ceil(H*W/16): Q at flat pixel indices 0, 16, 32, ...).
+<case>_q_<preset>_every16 (float32 3 x ceil(H*W/16): Q at flat pixel indices 0, 16, 32, ...),
+and for the matrices <case>_<matrix>_<preset>_labels / _q_every16 in the same formats.
 """
 import os
 import sys
@@ -24,6 +29,23 @@ import crf_harness  # noqa: E402
 import scene  # noqa: E402
 
 STRIDE = 16
+ORDINAL = np.abs(np.subtract.outer(np.arange(3), np.arange(3))).astype(np.float32)
+ASYMMETRIC = np.array([[0, 1, 3], [0.5, 0, 1], [2, 2, 0]], dtype=np.float32)
+
+
+def with_matrix(preset, costs):
+    """The preset with each kernel's Potts weight w replaced by the matrix w * costs."""
+    p = dict(crf_harness.PRESETS[preset])
+    for k in ("gauss_compat", "bilat_compat"):
+        p[k] = np.ascontiguousarray(np.float32(p[k]) * costs)
+    return p
+
+
+def labels_and_every(q):
+    """argmax labels (first index on ties) and Q at every STRIDE-th flat pixel."""
+    labels = q.argmax(axis=0).astype(np.uint8)
+    every = np.ascontiguousarray(q.reshape(3, -1)[:, ::STRIDE], dtype=np.float32)
+    return labels, every
 
 
 def main():
@@ -45,6 +67,16 @@ def main():
             every = np.ascontiguousarray(q.reshape(3, -1)[:, ::STRIDE], dtype=np.float32)
             np.save(os.path.join(HERE, f"{name}_q_{preset}_every{STRIDE}.npy"), every)
             print(name, preset, labels.shape, "classes", np.bincount(labels.ravel(), minlength=3))
+    matrices = [("s256", "ordinal", "default", ORDINAL), ("s256", "ordinal", "enhanced", ORDINAL),
+                ("s200x131", "custom", "default", ASYMMETRIC)]
+    for name, matrix, preset, costs in matrices:
+        im, pq = cases[name]
+        p = np.ascontiguousarray(pq).astype(np.float32) / np.float32(255)
+        q, _, _ = crf_harness.dense_crf(np.ascontiguousarray(im), p, with_matrix(preset, costs))
+        labels, every = labels_and_every(q)
+        np.save(os.path.join(HERE, f"{name}_{matrix}_{preset}_labels.npy"), labels)
+        np.save(os.path.join(HERE, f"{name}_{matrix}_{preset}_q_every{STRIDE}.npy"), every)
+        print(name, matrix, preset, labels.shape, "classes", np.bincount(labels.ravel(), minlength=3))
 
 
 if __name__ == "__main__":
