@@ -30,6 +30,16 @@
 //! `tensorrt` registers it with `error_on_failure`, so a missing GPU library is an error,
 //! not a silent CPU run.
 //!
+//! # Session settings
+//!
+//! [`SessionOptions`] defaults: every graph optimisation (`All`: on the CPU the NCHWc
+//! layout pass together with the fusions of the levels below; the layout pass alone was
+//! markedly slower for the shipped FP16 model), intra-op threads that sleep rather than
+//! spin when idle (the pipeline's reader and writer threads share the cores), ONNX
+//! Runtime's CPU memory arena on, memory pattern planning on. The side-by-side
+//! measurements behind them are in `bench/README.md` (`examples/session_bench.rs
+//! --sweep`).
+//!
 //! # No telemetry
 //!
 //! ONNX Runtime 1.32 links Microsoft's telemetry client and `ort` enables its events by
@@ -98,6 +108,36 @@ pub struct SessionOptions {
     pub trt_cache: Option<PathBuf>,
     /// IO binding of the input and output tensors.
     pub io_binding: IoBindingMode,
+    /// ONNX Runtime's graph optimisation level.
+    pub optimization: Optimization,
+    /// Whether idle intra-op threads spin (busy-wait) for a while before they sleep.
+    pub spinning: bool,
+    /// ONNX Runtime's CPU memory arena (allocations pooled across runs).
+    pub arena: bool,
+    /// Memory pattern planning (one allocation plan reused for inputs of one shape).
+    pub memory_pattern: bool,
+}
+
+/// ONNX Runtime's graph optimisation levels (ORT_ENABLE_BASIC, _EXTENDED, _LAYOUT, _ALL).
+/// `ort` 2.0.0-rc.15 calls them `Level1`, `Level2`, `Level3` and `All`; `Level3` is the
+/// NCHWc layout pass alone, `All` everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Optimization {
+    Basic,
+    Extended,
+    Layout,
+    All,
+}
+
+impl Optimization {
+    fn level(self) -> GraphOptimizationLevel {
+        match self {
+            Self::Basic => GraphOptimizationLevel::Level1,
+            Self::Extended => GraphOptimizationLevel::Level2,
+            Self::Layout => GraphOptimizationLevel::Level3,
+            Self::All => GraphOptimizationLevel::All,
+        }
+    }
 }
 
 impl Default for SessionOptions {
@@ -109,6 +149,10 @@ impl Default for SessionOptions {
             trt_fp16: false,
             trt_cache: None,
             io_binding: IoBindingMode::Auto,
+            optimization: Optimization::All,
+            spinning: false,
+            arena: true,
+            memory_pattern: true,
         }
     }
 }
@@ -358,18 +402,24 @@ impl Model {
         };
         let mut builder = Session::builder(runtime()?)
             .map_err(invalid)?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .with_optimization_level(options.optimization.level())
+            .map_err(|e| invalid(e.into()))?
+            .with_memory_pattern(options.memory_pattern)
             .map_err(|e| invalid(e.into()))?;
         if options.threads > 0 {
             builder = builder
                 .with_intra_threads(options.threads)
                 .map_err(|e| invalid(e.into()))?;
         }
-        // The pipeline's reader and writer threads share the cores: ONNX Runtime's workers
-        // must sleep between runs rather than spin.
         builder = builder
-            .with_intra_op_spinning(false)
+            .with_intra_op_spinning(options.spinning)
             .map_err(|e| invalid(e.into()))?;
+        if !options.arena {
+            let cpu = ep::CPU::default().with_arena_allocator(false).build();
+            builder = builder
+                .with_execution_providers([cpu])
+                .map_err(|e| invalid(e.into()))?;
+        }
         if let Some(device) = gpu {
             let (name, dispatch) = match device {
                 Device::Tensorrt => {

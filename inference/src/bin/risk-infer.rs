@@ -525,6 +525,7 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         trt_fp16: cli.trt_fp16,
         trt_cache: cli.trt_cache.clone(),
         io_binding: cli.io_binding,
+        ..SessionOptions::default()
     };
     let mut members = Vec::new();
     for path in &model_paths {
