@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use crate::autobatch::{self, BatchSize};
 use crate::classes::{NODATA, NUM_CLASSES, PALETTE};
 use crate::decision::Decision;
+use crate::input_scale::{self, InputScale};
 use crate::output::TempOutput;
 use crate::predictor::{Predictor, normalised_entropy};
 use crate::raster::{GeoTiffWriter, InputRaster, RasterError, Window, WriteOptions};
@@ -96,6 +97,9 @@ pub struct EngineOptions {
     /// Write only raster rows `[r0, r1)` (a shard, see [`crate::shard`]); the outputs
     /// cover those rows, georeferenced where they lie, with the values of a whole run.
     pub rows: Option<(usize, usize)>,
+    /// How raw values are scaled when the raster's type is not the model's
+    /// ([`crate::input_scale`]).
+    pub input_scale: InputScale,
 }
 
 impl Default for EngineOptions {
@@ -112,6 +116,7 @@ impl Default for EngineOptions {
             crf: None,
             decision: Decision::default(),
             rows: None,
+            input_scale: InputScale::default(),
         }
     }
 }
@@ -329,8 +334,16 @@ fn run_model(
         a: Vec::new(),
         b: Vec::new(),
     };
-    for (i, &band) in bands.iter().enumerate() {
-        let scale = info.scale_for(i, &raster.band_type_name(band)?);
+    let types = bands
+        .iter()
+        .map(|&b| raster.band_type_name(b))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let (scales, warning) =
+        input_scale::band_scales(&info, &bands, &types, opts.input_scale).map_err(input_err)?;
+    if let Some(w) = warning {
+        tracing::warn!("{}: {w}", input.display());
+    }
+    for (i, scale) in scales.into_iter().enumerate() {
         norm.a.push(scale / info.std[i]);
         norm.b.push(-info.mean[i] / info.std[i]);
     }

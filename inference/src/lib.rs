@@ -13,6 +13,7 @@
 //! [`output`] is the one way every writer puts a file in place (temporary, verified,
 //! renamed) and checks a run's output paths first.
 //! [`shard`] splits one run over N jobs (`--shard I/N`) and mosaics their parts.
+//! [`input_scale`] checks each raster's pixel type against the model's before scoring.
 //! [`autobatch`] chooses the tiles per model run (`--batch auto`) by timing batches.
 
 pub mod augment;
@@ -21,6 +22,7 @@ pub mod classes;
 pub mod crf;
 pub mod decision;
 pub mod engine;
+pub mod input_scale;
 pub mod metrics;
 pub mod npy;
 pub mod output;

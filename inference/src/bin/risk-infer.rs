@@ -19,6 +19,7 @@ use risk_inference::autobatch::BatchSize;
 use risk_inference::crf::{CrfParams, LabelCompat};
 use risk_inference::decision::{self, Decision};
 use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
+use risk_inference::input_scale::InputScale;
 use risk_inference::output::check_outputs;
 use risk_inference::predictor::Predictor;
 use risk_inference::raster::{InputRaster, Window};
@@ -107,6 +108,12 @@ struct Cli {
     /// Input bands fed to the model, 1-based (default: the model's).
     #[arg(long, value_delimiter = ',')]
     bands: Option<Vec<usize>>,
+    /// Raw-value scaling when the raster's pixel type is not the one the model expects:
+    /// auto (UInt16 for a Byte model is read as reflectance x 10000, with a warning; other
+    /// types are refused), model (its risk.scale as is) or a factor (raw value x factor
+    /// replaces risk.scale).
+    #[arg(long, default_value = "auto")]
+    input_scale: InputScale,
     /// Also write class probabilities (3 bands) to this file (one input only).
     #[arg(long)]
     probs: Option<PathBuf>,
@@ -591,6 +598,7 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         batch: cli.batch,
         memory_budget: cli.memory_budget,
         bands: cli.bands.clone(),
+        input_scale: cli.input_scale,
         overviews: cli.overviews || cli.cog,
         cog: cli.cog,
         crf,
