@@ -31,7 +31,10 @@ bash "$ref/setup.sh" bench "$venv"
 if [ "$MODEL" = b0 ]; then
     MODEL="$out/b0.onnx"
     bash "$ref/setup.sh" smp "$root/.deps/smp-venv"
-    [ -f "$MODEL" ] || "$root/.deps/smp-venv/bin/python" "$ref/smp_ref.py" export \
+    # The exporter needs the `onnx` package, and its check onnxruntime: both are in the
+    # bench venv (same Python, same numpy), so its site-packages go on the path.
+    [ -f "$MODEL" ] || PYTHONPATH="$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+        "$root/.deps/smp-venv/bin/python" "$ref/smp_ref.py" export \
         --encoder efficientnet-b0 --decoder 128,64,32,16,8 --out "$MODEL"
 fi
 PROFILE="${PROFILE:-release}"
