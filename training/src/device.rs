@@ -106,13 +106,20 @@ fn dlopen_global(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Resolves a choice to a device, and a line for the log that says which one runs and why.
+/// Resolves a choice to a device, and a line for the log that says which one runs and why
+/// (with `auto` on a machine without a usable GPU, one plain line: the loader's reason is
+/// the error of an explicit `cuda`).
 pub fn select(choice: DeviceChoice) -> Result<(Device, String), String> {
     match choice {
         DeviceChoice::Cpu => Ok((Device::Cpu, "CPU (as configured)".into())),
         DeviceChoice::Auto => match load_cuda() {
             Ok(n) => Ok((Device::Cuda(0), format!("CUDA GPU 0 of {n}"))),
-            Err(why) => Ok((Device::Cpu, format!("CPU; no CUDA: {why}"))),
+            // On a CPU machine the loader's reason (a missing cuSPARSE, say) reads as an
+            // error although nothing is wrong: one plain line; `device: cuda` prints it.
+            Err(_) => Ok((
+                Device::Cpu,
+                "no GPU found, training on CPU (set device: cuda to see why CUDA is unusable)".into(),
+            )),
         },
         DeviceChoice::Cuda(i) => {
             let n = load_cuda().map_err(|why| format!("device {choice} requested, but {why}"))?;
