@@ -345,8 +345,11 @@ fn odd_sizes_work() {
 
 #[test]
 fn every_pixel_type_gives_the_same_classes() {
-    // The model's metadata fixes scale 1/255, so the fixture's values stored as u16, i16
-    // or f32 must give the same class map as the u8 original.
+    // The fixture's u8 values stored as u16, i16 or f32: with `--input-scale model` (the
+    // values are already in the model's range, risk.scale 1/255 applies as it is) every
+    // type gives the u8 original's class map. Without it, the pixel-type check stands in
+    // the way: u16 is taken as reflectance x 10000 (rescaled, with a warning), and i16 /
+    // f32 are refused with a line naming --input-scale, never scored silently.
     let dir = tempfile::tempdir().unwrap();
     let src = fixture("scene512.tif");
     let u8_data: Vec<u8> = read_all(&src);
@@ -381,12 +384,19 @@ fn every_pixel_type_gives_the_same_classes() {
     );
     for name in ["u16.tif", "i16.tif", "f32.tif"] {
         let out = dir.path().join(format!("out_{name}"));
-        let o = risk_infer(&[&conv(name), &"-o", &out]);
+        let o = risk_infer(&[&conv(name), &"-o", &out, &"--input-scale", &"model"]);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         assert!(
             read_u8(&out).2 == expect,
             "{name}: class map differs from the u8 input's"
         );
+    }
+    for name in ["i16.tif", "f32.tif"] {
+        let out = dir.path().join(format!("refused_{name}"));
+        let o = risk_infer(&[&conv(name), &"-o", &out]);
+        assert!(!o.status.success(), "{name} was scored without --input-scale");
+        assert!(stderr(&o).contains("--input-scale"), "{name}: {}", stderr(&o));
+        assert!(!out.exists(), "{name}: an output was left");
     }
 }
 
