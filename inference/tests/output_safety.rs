@@ -430,7 +430,8 @@ fn nan_pixels_are_nodata_and_do_not_spread() {
             "{}_risk.tif",
             input.file_stem().unwrap().to_string_lossy()
         ));
-        let o = risk_infer(&[input, &"-o", &out]);
+        // The crops hold the u8 scene's values as floats: the model's own scale applies.
+        let o = risk_infer(&[input, &"-o", &out, &"--input-scale", &"model"]);
         assert!(o.status.success(), "{}", stderr(&o));
         maps.push(read_all::<u8>(&out));
     }
@@ -447,7 +448,9 @@ fn nan_pixels_are_nodata_and_do_not_spread() {
     let all = d.join("all.tif");
     crop::<f64>(&all, None, |_, _, _, _| f64::NAN);
     let out = d.join("all_risk.tif");
-    let o = infer_cmd(&[&all, &"-o", &out]).output().unwrap();
+    let o = infer_cmd(&[&all, &"-o", &out, &"--input-scale", &"model"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("non-finite"), "{}", stderr(&o));
     assert!(read_all::<u8>(&out).iter().all(|&c| c == 255));
@@ -462,7 +465,9 @@ fn huge_values_are_clamped_and_a_nan_model_is_an_error() {
     let huge = d.join("huge.tif");
     crop::<f64>(&huge, None, |x, _, _, v| if x < 32 { 1e30 } else { v });
     let out = d.join("huge_risk.tif");
-    let o = infer_cmd(&[&huge, &"-o", &out]).output().unwrap();
+    let o = infer_cmd(&[&huge, &"-o", &out, &"--input-scale", &"model"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("clamped"), "{}", stderr(&o));
     let classes = read_all::<u8>(&out);
