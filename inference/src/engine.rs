@@ -392,6 +392,13 @@ fn run_model(
         }
     };
     let georef = raster.georef();
+    if georef.geo_transform.is_none() && georef.projection.is_empty() {
+        // A JPEG or PNG without a world file: the map is written, but a GIS cannot place it.
+        tracing::warn!(
+            "{}: no georeferencing (no geotransform, no CRS): the risk map gets pixel coordinates only",
+            input.display()
+        );
+    }
     let writers = Writers::create(outputs, w, h, &georef, opts, views)?;
     let mut report = RunReport {
         width: w,

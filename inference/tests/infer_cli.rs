@@ -818,3 +818,35 @@ fn missing_onnx_runtime_is_one_clear_line() {
     assert!(err.contains("ONNX Runtime library cannot be loaded"), "{err}");
     assert_eq!(files_in(dir.path()), Vec::<String>::new());
 }
+
+#[test]
+fn an_input_without_georeferencing_is_scored_with_a_warning() {
+    // A 128 x 128 crop of scene512 written with neither geotransform nor CRS (as a JPEG
+    // without a world file reads): the map is written, and one warning says it cannot be
+    // placed; the run summary gives the nodata share beside the class shares.
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixture("scene512.tif");
+    let all: Vec<u8> = read_all(&src);
+    let crop: Vec<u8> = (0..3)
+        .flat_map(|b| (0..128).flat_map(move |y| (0..128).map(move |x| (b, y, x))))
+        .map(|(b, y, x)| all[b * 512 * 512 + y * 512 + x])
+        .collect();
+    let bare = dir.path().join("bare.tif");
+    let none = GeoRef {
+        geo_transform: None,
+        projection: String::new(),
+    };
+    let mut wr = GeoTiffWriter::create::<u8>(&bare, 128, 128, 3, &none, WriteOptions::default()).unwrap();
+    wr.write_bands(Window::new(0, 0, 128, 128), &crop).unwrap();
+    wr.finish().unwrap();
+    let out = dir.path().join("bare_risk.tif");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_risk-infer"));
+    cmd.args(["--threads", "1", "--crf", "off", "--model"])
+        .arg(model());
+    let o = cmd.arg(&bare).arg("-o").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.matches("no georeferencing").count(), 1, "{err}");
+    assert!(err.contains("(nodata "), "{err}");
+    assert!(out.exists());
+}

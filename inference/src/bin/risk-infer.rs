@@ -721,11 +721,35 @@ fn mosaic(parts: &[PathBuf], output: &Path, overviews: bool, cog: bool) -> anyho
     Ok(true)
 }
 
-/// `Low 63.1% Medium 2.0% High 34.9%` of labelled pixels.
+/// `Low 63.1% Medium 2.0% High 34.9% (nodata 4.2%)`: class shares of the labelled pixels,
+/// then the nodata share of all pixels (a JPEG's compression or a cloud mask can make it
+/// far from what one expects, and the class shares alone would hide it).
 fn shares(counts: &[u64; 4]) -> String {
     let labelled = counts[..3].iter().sum::<u64>().max(1) as f64;
+    let all = counts.iter().sum::<u64>().max(1) as f64;
     let s = |c: usize| 100.0 * counts[c] as f64 / labelled;
-    format!("Low {:.1}% Medium {:.1}% High {:.1}%", s(0), s(1), s(2))
+    format!(
+        "Low {:.1}% Medium {:.1}% High {:.1}% (nodata {:.1}%)",
+        s(0),
+        s(1),
+        s(2),
+        100.0 * counts[3] as f64 / all
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shares_give_classes_of_labelled_pixels_and_nodata_of_all() {
+        assert_eq!(
+            super::shares(&[1, 1, 2, 4]),
+            "Low 25.0% Medium 25.0% High 50.0% (nodata 50.0%)"
+        );
+        assert_eq!(
+            super::shares(&[0, 0, 0, 0]),
+            "Low 0.0% Medium 0.0% High 0.0% (nodata 0.0%)"
+        );
+    }
 }
 
 /// Every output path of the run, checked before any work (a usage error): none is an
