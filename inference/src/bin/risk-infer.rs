@@ -737,21 +737,6 @@ fn shares(counts: &[u64; 4]) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn shares_give_classes_of_labelled_pixels_and_nodata_of_all() {
-        assert_eq!(
-            super::shares(&[1, 1, 2, 4]),
-            "Low 25.0% Medium 25.0% High 50.0% (nodata 50.0%)"
-        );
-        assert_eq!(
-            super::shares(&[0, 0, 0, 0]),
-            "Low 0.0% Medium 0.0% High 0.0% (nodata 0.0%)"
-        );
-    }
-}
-
 /// Every output path of the run, checked before any work (a usage error): none is an
 /// input, a model or another output, none is a folder, device or FIFO. Batch outputs
 /// are named after their inputs, so two inputs of one stem in different folders collide.
@@ -874,3 +859,18 @@ impl std::fmt::Display for Usage {
 }
 
 impl std::error::Error for Usage {}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shares_give_classes_of_labelled_pixels_and_nodata_of_all() {
+        assert_eq!(
+            super::shares(&[1, 1, 2, 4]),
+            "Low 25.0% Medium 25.0% High 50.0% (nodata 50.0%)"
+        );
+        assert_eq!(
+            super::shares(&[0, 0, 0, 0]),
+            "Low 0.0% Medium 0.0% High 0.0% (nodata 0.0%)"
+        );
+    }
+}
