@@ -21,8 +21,10 @@
 //! final names.
 //!
 //! Inputs the model cannot take: a pixel with a NaN or infinite value in any model band is
-//! nodata (GDAL's mask only knows a declared nodata value), and the model sees 0 there,
-//! as at any nodata edge, so that NaN never reaches a neighbour's score; a normalised
+//! nodata (GDAL's mask only knows a declared nodata value). Nodata pixels, of either kind,
+//! take the values of their nearest valid pixels in the tile before the model sees them
+//! ([`crate::fill`], as training does), so neither NaN nor a black hole reaches a
+//! neighbour's score; a normalised
 //! value beyond +-[`INPUT_LIMIT`] is clamped. Both are counted and logged once per raster.
 //!
 //! A shard ([`EngineOptions::rows`], see [`crate::shard`]) keeps the whole raster's tile
@@ -547,6 +549,7 @@ fn read_tiles(
         }
         let mut raw = Vec::new();
         let mut scratch = Vec::new();
+        let mut tile_valid = Vec::new();
         let row_bands = plan.row_bands();
         for &(x0, x1) in blocks {
             for k in rows.tile_rows.clone() {
@@ -576,6 +579,18 @@ fn read_tiles(
                         let win = Window::new(x0, y0, x1 - x0, y1 - y0);
                         raw.resize(c * win.pixels(), 0.0f32);
                         raster.read_bands(bands, win, &mut raw)?;
+                        // Nodata (and non-finite values) take their nearest valid values,
+                        // as in training (`fill`): no black walls around holes.
+                        tile_valid.resize(win.pixels(), false);
+                        raster.read_valid(bands, win, &mut tile_valid, &mut scratch)?;
+                        if float_input {
+                            for band in raw.chunks(win.pixels()) {
+                                for (v, x) in tile_valid.iter_mut().zip(band) {
+                                    *v &= x.is_finite();
+                                }
+                            }
+                        }
+                        crate::fill::fill_nearest(&mut raw, win.width, win.height, &tile_valid);
                         let dst = &mut data[i * c * ih * iw..(i + 1) * c * ih * iw];
                         for b in 0..c {
                             let src = &raw[b * win.pixels()..(b + 1) * win.pixels()];
@@ -627,7 +642,7 @@ fn read_tiles(
     }
     if stats.non_finite > 0 {
         tracing::warn!(
-            "{}: {} non-finite value(s) (NaN or infinite) read as nodata; their neighbours see zeros there, as at any nodata edge",
+            "{}: {} non-finite value(s) (NaN or infinite) read as nodata; the model sees their nearest valid values there, as at any nodata hole",
             path.display(),
             stats.non_finite
         );

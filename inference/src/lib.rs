@@ -22,6 +22,7 @@ pub mod classes;
 pub mod crf;
 pub mod decision;
 pub mod engine;
+pub mod fill;
 pub mod input_scale;
 pub mod metrics;
 pub mod npy;

@@ -312,3 +312,61 @@ fn scenes_in_yaml_resolve_paths_and_reject_unknown_splits() {
     let err = TrainConfig::from_yaml(&path).unwrap_err().to_string();
     assert!(err.contains("c.yaml") && err.contains("validation"), "{err}");
 }
+
+#[test]
+fn nodata_holes_in_a_tile_take_their_nearest_valid_values() {
+    // scene512's top-left tile holds the swath-edge triangle (nodata: image 0, label 255).
+    let src = risk_training::data::tiles::TileSource::open(
+        &fixture("scene512.tif"),
+        &fixture("scene512_labels.tif"),
+        &[1, 2, 3],
+        255.0,
+    )
+    .unwrap();
+    let w = Window::new(0, 0, 128, 128);
+    let tile = src.read(w).unwrap();
+    let raster = risk_inference::raster::InputRaster::open(fixture("scene512.tif")).unwrap();
+    let mut raw = vec![0u8; 3 * w.pixels()];
+    raster.read_bands(&[1, 2, 3], w, &mut raw).unwrap();
+    let n = w.pixels();
+    let hole = |i: usize| (0..3).all(|b| raw[b * n + i] == 0);
+    let holes = (0..n).filter(|&i| hole(i)).count();
+    assert!(holes > 100, "the tile holds {holes} nodata pixels");
+    let mut next_to_valid = 0;
+    let inv = (1.0f64 / 255.0) as f32; // as TileSource scales
+    for i in 0..n {
+        let px: Vec<f32> = (0..3).map(|b| tile.image[b * n + i]).collect();
+        if !hole(i) {
+            // Valid pixels are the raw values x 1/255.
+            let want: Vec<f32> = (0..3).map(|b| raw[b * n + i] as f32 * inv).collect();
+            assert_eq!(px, want);
+            continue;
+        }
+        assert!(px.iter().any(|&v| v > 0.0), "hole pixel {i} is still black");
+        // A hole pixel beside valid ones holds the values of one of them.
+        let (x, y) = (i % 128, i / 128);
+        let mut nbrs = Vec::new();
+        if x > 0 {
+            nbrs.push(i - 1)
+        }
+        if x < 127 {
+            nbrs.push(i + 1)
+        }
+        if y > 0 {
+            nbrs.push(i - 128)
+        }
+        if y < 127 {
+            nbrs.push(i + 128)
+        }
+        let valid: Vec<usize> = nbrs.into_iter().filter(|&j| !hole(j)).collect();
+        if !valid.is_empty() {
+            next_to_valid += 1;
+            let same = valid
+                .iter()
+                .any(|&j| (0..3).all(|b| px[b] == raw[b * n + j] as f32 * inv));
+            assert!(same, "hole pixel ({x}, {y}) does not hold a neighbour's values");
+        }
+        assert_eq!(tile.labels[i], 255, "a hole pixel keeps its nodata label");
+    }
+    assert!(next_to_valid > 10);
+}

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use risk_inference::fill::fill_nearest;
 use risk_inference::raster::{InputRaster, RasterError, Window};
 
 use crate::synth::ClassCounts;
@@ -124,12 +125,18 @@ impl TileSource {
         Ok(c)
     }
 
-    /// Reads a square tile: image scaled by `1 / scale` (not yet normalised) and labels.
+    /// Reads a square tile: image scaled by `1 / scale` (not yet normalised), nodata
+    /// holes filled from their nearest valid pixels ([`fill_nearest`]), and labels.
     pub fn read(&self, window: Window) -> Result<Tile, RasterError> {
         let mut image = vec![0f32; self.bands.len() * window.pixels()];
         self.image.read_bands(&self.bands, window, &mut image)?;
         let inv = (1.0 / self.scale) as f32;
         image.iter_mut().for_each(|v| *v *= inv);
+        // Nodata holes take their nearest valid values, as risk-infer's reader does.
+        let mut valid = vec![false; window.pixels()];
+        self.image
+            .read_valid(&self.bands, window, &mut valid, &mut Vec::new())?;
+        fill_nearest(&mut image, window.width, window.height, &valid);
         let mut labels = vec![0u8; window.pixels()];
         self.labels.read_band(1, window, &mut labels)?;
         Ok(Tile {
