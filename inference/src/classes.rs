@@ -17,3 +17,33 @@ pub const PALETTE: [(u8, [u8; 4]); 4] = [
     (2, [214, 39, 40, 255]),
     (NODATA, [0, 0, 0, 0]),
 ];
+
+/// The class map's raster attribute table: one row per class with its value, name and
+/// colour (the palette's), so that GIS software shows and styles classes by name.
+pub fn attribute_table() -> crate::raster::AttributeTable {
+    use crate::raster::{AttributeTable, Column, ColumnType, usage};
+    let col = |name: &str, kind, usage| Column {
+        name: name.into(),
+        kind,
+        usage,
+    };
+    AttributeTable {
+        columns: vec![
+            col("value", ColumnType::Integer, usage::VALUE),
+            col("class", ColumnType::Text, usage::NAME),
+            col("red", ColumnType::Integer, usage::RED),
+            col("green", ColumnType::Integer, usage::GREEN),
+            col("blue", ColumnType::Integer, usage::BLUE),
+            col("alpha", ColumnType::Integer, usage::ALPHA),
+        ],
+        rows: PALETTE
+            .iter()
+            .filter(|(v, _)| (*v as usize) < NUM_CLASSES)
+            .map(|&(v, [r, g, b, a])| {
+                let mut row = vec![v.to_string(), CLASS_NAMES[v as usize].to_string()];
+                row.extend([r, g, b, a].map(|c| c.to_string()));
+                row
+            })
+            .collect(),
+    }
+}

@@ -102,6 +102,8 @@ pub struct EngineOptions {
     /// How raw values are scaled when the raster's type is not the model's
     /// ([`crate::input_scale`]).
     pub input_scale: InputScale,
+    /// Metadata items written into every output (the run's [`crate::provenance`]).
+    pub provenance: Vec<(String, String)>,
 }
 
 impl Default for EngineOptions {
@@ -119,6 +121,7 @@ impl Default for EngineOptions {
             decision: Decision::default(),
             rows: None,
             input_scale: InputScale::default(),
+            provenance: Vec::new(),
         }
     }
 }
@@ -878,6 +881,7 @@ impl Writers {
                 Vec::new()
             },
             cog: opts.cog,
+            metadata: opts.provenance.clone(),
             ..WriteOptions::default()
         };
         let create =
@@ -896,14 +900,21 @@ impl Writers {
                     nodata: Some(NODATA as f64),
                     color_table: PALETTE.to_vec(),
                     band_descriptions: vec!["risk class (0 Low, 1 Medium, 2 High)".into()],
+                    attribute_table: Some(crate::classes::attribute_table()),
                     ..layout.clone()
                 };
                 create(path, 1, false, options)
             })
             .transpose()?;
         let encoding = |ty: &ProbsType, what: &str| match ty {
-            ProbsType::U8 => (255.0, vec![("SCALE".to_string(), format!("{what} x 255"))]),
-            ProbsType::F32 => (-1.0, Vec::new()),
+            ProbsType::U8 => (
+                255.0,
+                [("SCALE".to_string(), format!("{what} x 255"))]
+                    .into_iter()
+                    .chain(layout.metadata.iter().cloned())
+                    .collect(),
+            ),
+            ProbsType::F32 => (-1.0, layout.metadata.clone()),
         };
         let probs = outputs
             .probs

@@ -15,6 +15,7 @@
 //! [`shard`] splits one run over N jobs (`--shard I/N`) and mosaics their parts.
 //! [`input_scale`] checks each raster's pixel type against the model's before scoring.
 //! [`autobatch`] chooses the tiles per model run (`--batch auto`) by timing batches.
+//! [`provenance`] writes how each output was made into its metadata.
 
 pub mod augment;
 pub mod autobatch;
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod npy;
 pub mod output;
 pub mod predictor;
+pub mod provenance;
 pub mod raster;
 pub mod refine;
 pub mod session;

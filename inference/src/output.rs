@@ -10,7 +10,9 @@
 //!   every live one is kept in a process-wide registry, so that SIGINT / SIGTERM
 //!   ([`install_signal_cleanup`]) remove them before the process exits with 130 / 143,
 //!   and a later run on the same host removes the ones of processes that no longer exist
-//!   (once per folder, logged), e.g. after a `kill -9` or a power cut.
+//!   (once per folder, logged), e.g. after a `kill -9` or a power cut. A sidecar GDAL
+//!   writes beside a raster (`.aux.xml`: the attribute table) travels with it
+//!   ([`TempOutput::with_sidecar`]).
 //! - [`write_atomic`]: bytes written, flushed to the disk (`fsync`, which reports the
 //!   delayed errors of network and journalled file systems), read back and compared.
 //! - [`check_outputs`]: all output paths of a run, checked before any work: none is an
@@ -70,7 +72,10 @@ pub fn temp_path_for(path: &Path, tag: &str) -> PathBuf {
 
 /// The process id in a temporary name of this host made by [`temp_path_for`].
 fn owner_pid(file_name: &str) -> Option<i32> {
-    let inner = file_name.strip_prefix('.')?.strip_suffix(".part")?;
+    let inner = file_name.strip_prefix('.')?;
+    let inner = inner
+        .strip_suffix(".part")
+        .or_else(|| inner.strip_suffix(&format!(".part{SIDECAR}")))?;
     let suffix = format!("@{}", host());
     inner
         .split('.')
@@ -119,7 +124,20 @@ pub fn sweep_stale(dir: &Path) {
 pub struct TempOutput {
     final_path: PathBuf,
     temp_path: PathBuf,
+    /// Suffix of a sidecar file that goes with the file (see [`Self::with_sidecar`]).
+    sidecar: Option<&'static str>,
     done: bool,
+}
+
+/// GDAL's sidecar of a raster (`x.tif.aux.xml`): the GeoTIFF driver keeps a raster
+/// attribute table there.
+pub const SIDECAR: &str = ".aux.xml";
+
+/// `path` with `suffix` appended to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
 }
 
 impl TempOutput {
@@ -136,8 +154,19 @@ impl TempOutput {
         Self {
             final_path: final_path.to_path_buf(),
             temp_path,
+            sidecar: None,
             done: false,
         }
+    }
+
+    /// The file named the temporary's name + `suffix` (GDAL's [`SIDECAR`]), if the writer
+    /// makes one, goes with the file: renamed to the final name + `suffix` on commit,
+    /// removed on failure or a signal. A commit without one removes an older final
+    /// name + `suffix`, which described the file being replaced.
+    pub fn with_sidecar(mut self, suffix: &'static str) -> Self {
+        live().push(with_suffix(&self.temp_path, suffix));
+        self.sidecar = Some(suffix);
+        self
     }
 
     /// The temporary path to write to.
@@ -158,16 +187,35 @@ impl TempOutput {
         std::fs::rename(&self.temp_path, &self.final_path)
             .map_err(|e| format!("cannot move the finished file into place ({})", io_msg(&e)))?;
         self.done = true;
+        if let Some(suffix) = self.sidecar {
+            let (temp, fin) = (
+                with_suffix(&self.temp_path, suffix),
+                with_suffix(&self.final_path, suffix),
+            );
+            let moved = if temp.exists() {
+                std::fs::rename(&temp, &fin)
+            } else {
+                std::fs::remove_file(&fin).or_else(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Ok(()),
+                    _ => Err(e),
+                })
+            };
+            moved.map_err(|e| format!("cannot move its {suffix} sidecar into place ({})", io_msg(&e)))?;
+        }
         Ok(())
     }
 }
 
 impl Drop for TempOutput {
     fn drop(&mut self) {
+        let sidecar = self.sidecar.map(|s| with_suffix(&self.temp_path, s));
         if !self.done {
             let _ = std::fs::remove_file(&self.temp_path);
+            if let Some(p) = &sidecar {
+                let _ = std::fs::remove_file(p);
+            }
         }
-        live().retain(|p| p != &self.temp_path);
+        live().retain(|p| p != &self.temp_path && Some(p) != sidecar.as_ref());
     }
 }
 
@@ -425,6 +473,8 @@ mod tests {
         );
         assert_eq!(owner_pid(&name), Some(std::process::id() as i32));
         assert_eq!(owner_pid(".risk.tif.123.tmp.part"), None, "no host: not ours");
+        let sidecar = format!("{name}{SIDECAR}");
+        assert_eq!(owner_pid(&sidecar), Some(std::process::id() as i32), "{sidecar}");
         assert_eq!(owner_pid("risk.tif"), None);
     }
 

@@ -1,4 +1,5 @@
-//! GDAL raster I/O by window: the only module of the workspace that touches `gdal`.
+//! GDAL raster I/O by window: the only module of the workspace that reads or writes
+//! rasters through `gdal`.
 //!
 //! - [`InputRaster`] opens anything GDAL reads and reads windows of chosen bands into
 //!   caller-owned, reused buffers, converting any pixel type (u8, u16, i16, f32, ...) to
@@ -12,6 +13,11 @@
 //!   after every write and on close and reading the finished file back whole. Dropping an
 //!   unfinished writer deletes the temporary file, so a failure (a full disk included)
 //!   never leaves a half-written raster under the final name, nor replaces an older one.
+//! - [`AttributeTable`]: a GDAL raster attribute table (RAT) on band 1, e.g. the class
+//!   map's value, class name and colour, so that QGIS and ArcGIS show names, not 0/1/2.
+//!   GDAL 3.6's GeoTIFF driver keeps a RAT in the `.aux.xml` sidecar beside the file (not
+//!   in the TIFF); the writer renames the temporary's sidecar with it, and removes an
+//!   older sidecar of the final name that would describe another file.
 //!
 //! Every error names the file and, for reads and writes, the band and window, and keeps
 //! GDAL's own message. GDAL's stderr printing is replaced by [`quiet_gdal_errors`] so that
@@ -389,8 +395,24 @@ impl InputRaster {
             color_table,
             band_descriptions,
             metadata,
+            attribute_table: read_attribute_table(&first),
             ..WriteOptions::default()
         })
+    }
+
+    /// The default-domain metadata items, in GDAL's order.
+    pub fn metadata(&self) -> Vec<(String, String)> {
+        self.dataset
+            .metadata()
+            .filter(|e| e.domain.is_empty())
+            .map(|e| (e.key, e.value))
+            .collect()
+    }
+
+    /// Band `band`'s raster attribute table, if it has one (from the file or its
+    /// `.aux.xml` sidecar).
+    pub fn attribute_table(&self, band: usize) -> Result<Option<AttributeTable>> {
+        Ok(read_attribute_table(&self.band(band)?))
     }
 
     fn band(&self, band: usize) -> Result<gdal::raster::RasterBand<'_>> {
@@ -524,6 +546,143 @@ impl InputRaster {
     }
 }
 
+/// The type of a raster attribute table column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    Integer,
+    Real,
+    Text,
+}
+
+/// A raster attribute table column: name, type and GDAL's usage code (what the column
+/// means to a reader: `GFU_MinMax` the pixel value, `GFU_Name` the class name,
+/// `GFU_Red` ... `GFU_Alpha` the colour; see [`usage`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnType,
+    pub usage: u32,
+}
+
+/// GDAL's raster attribute table column usages ([`Column::usage`]).
+pub mod usage {
+    use gdal_sys::GDALRATFieldUsage as U;
+    pub const GENERIC: u32 = U::GFU_Generic;
+    pub const PIXEL_COUNT: u32 = U::GFU_PixelCount;
+    pub const NAME: u32 = U::GFU_Name;
+    /// The pixel value a row describes.
+    pub const VALUE: u32 = U::GFU_MinMax;
+    pub const RED: u32 = U::GFU_Red;
+    pub const GREEN: u32 = U::GFU_Green;
+    pub const BLUE: u32 = U::GFU_Blue;
+    pub const ALPHA: u32 = U::GFU_Alpha;
+}
+
+/// A thematic raster attribute table: columns and rows of values (numbers as text,
+/// parsed to the column's type when written).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AttributeTable {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// Sets `table` as `band`'s default raster attribute table (GDAL copies it).
+fn write_attribute_table(
+    band: &gdal::raster::RasterBand<'_>,
+    table: &AttributeTable,
+) -> std::result::Result<(), String> {
+    use gdal_sys::{CPLErr, GDALRATFieldType, GDALRATTableType};
+    let cstr =
+        |s: &str| std::ffi::CString::new(s).map_err(|_| format!("attribute table: {s:?} has a NUL byte"));
+    // SAFETY: `rat` is created here, filled through GDAL's C API with valid indices and
+    // NUL-terminated strings, copied by GDALSetDefaultRAT and destroyed here once.
+    unsafe {
+        let rat = gdal_sys::GDALCreateRasterAttributeTable();
+        let fill = || -> std::result::Result<(), String> {
+            for c in &table.columns {
+                let kind = match c.kind {
+                    ColumnType::Integer => GDALRATFieldType::GFT_Integer,
+                    ColumnType::Real => GDALRATFieldType::GFT_Real,
+                    ColumnType::Text => GDALRATFieldType::GFT_String,
+                };
+                let name = cstr(&c.name)?;
+                if gdal_sys::GDALRATCreateColumn(rat, name.as_ptr(), kind, c.usage) != CPLErr::CE_None {
+                    return Err(format!("attribute table: cannot add column {}", c.name));
+                }
+            }
+            gdal_sys::GDALRATSetTableType(rat, GDALRATTableType::GRTT_THEMATIC);
+            gdal_sys::GDALRATSetRowCount(rat, table.rows.len() as i32);
+            for (r, row) in table.rows.iter().enumerate() {
+                for (k, (c, v)) in table.columns.iter().zip(row).enumerate() {
+                    let (r, k) = (r as i32, k as i32);
+                    match c.kind {
+                        ColumnType::Integer => {
+                            gdal_sys::GDALRATSetValueAsInt(rat, r, k, v.trim().parse().unwrap_or(0))
+                        }
+                        ColumnType::Real => {
+                            gdal_sys::GDALRATSetValueAsDouble(rat, r, k, v.trim().parse().unwrap_or(f64::NAN))
+                        }
+                        ColumnType::Text => gdal_sys::GDALRATSetValueAsString(rat, r, k, cstr(v)?.as_ptr()),
+                    }
+                }
+            }
+            if gdal_sys::GDALSetDefaultRAT(band.c_rasterband(), rat) != CPLErr::CE_None {
+                return Err(format!(
+                    "attribute table: {}",
+                    take_gdal_failure().unwrap_or_else(|| "GDAL refused it".into())
+                ));
+            }
+            Ok(())
+        };
+        let result = fill();
+        gdal_sys::GDALDestroyRasterAttributeTable(rat);
+        result
+    }
+}
+
+/// `band`'s default raster attribute table, if any.
+fn read_attribute_table(band: &gdal::raster::RasterBand<'_>) -> Option<AttributeTable> {
+    use gdal_sys::GDALRATFieldType;
+    let text = |p: *const std::ffi::c_char| {
+        if p.is_null() {
+            String::new()
+        } else {
+            // SAFETY: GDAL returns a NUL-terminated string it owns, valid until the next call.
+            unsafe { std::ffi::CStr::from_ptr(p) }
+                .to_string_lossy()
+                .into_owned()
+        }
+    };
+    // SAFETY: the table belongs to the band, which outlives this function; indices are
+    // within GDAL's own counts.
+    unsafe {
+        let rat = gdal_sys::GDALGetDefaultRAT(band.c_rasterband());
+        if rat.is_null() {
+            return None;
+        }
+        let ncols = gdal_sys::GDALRATGetColumnCount(rat);
+        let columns = (0..ncols)
+            .map(|k| Column {
+                name: text(gdal_sys::GDALRATGetNameOfCol(rat, k)),
+                kind: match gdal_sys::GDALRATGetTypeOfCol(rat, k) {
+                    GDALRATFieldType::GFT_Integer => ColumnType::Integer,
+                    GDALRATFieldType::GFT_Real => ColumnType::Real,
+                    _ => ColumnType::Text,
+                },
+                usage: gdal_sys::GDALRATGetUsageOfCol(rat, k),
+            })
+            .collect();
+        let rows = (0..gdal_sys::GDALRATGetRowCount(rat))
+            .map(|r| {
+                (0..ncols)
+                    .map(|k| text(gdal_sys::GDALRATGetValueAsString(rat, r, k)))
+                    .collect()
+            })
+            .collect();
+        Some(AttributeTable { columns, rows })
+    }
+}
+
 /// How a GeoTIFF is laid out and described.
 #[derive(Clone, Debug)]
 pub struct WriteOptions {
@@ -541,6 +700,8 @@ pub struct WriteOptions {
     pub cog: bool,
     /// Dataset metadata items (key, value) in the default domain.
     pub metadata: Vec<(String, String)>,
+    /// Raster attribute table of band 1 (GDAL writes it to the `.aux.xml` sidecar).
+    pub attribute_table: Option<AttributeTable>,
 }
 
 impl Default for WriteOptions {
@@ -553,6 +714,7 @@ impl Default for WriteOptions {
             overviews: Vec::new(),
             cog: false,
             metadata: Vec::new(),
+            attribute_table: None,
         }
     }
 }
@@ -597,7 +759,7 @@ impl GeoTiffWriter {
             return Err(create_err("is a folder".into()));
         }
         quiet_gdal_errors();
-        let temp = TempOutput::new(&final_path, "tmp");
+        let temp = TempOutput::new(&final_path, "tmp").with_sidecar(crate::output::SIDECAR);
         let driver = DriverManager::get_driver_by_name("GTiff").map_err(|e| create_err(gdal_msg(e)))?;
         let block = options.block_size.max(16) / 16 * 16;
         let mut creation: Vec<String> = vec![
@@ -657,6 +819,10 @@ impl GeoTiffWriter {
                 }
                 band.set_color_table(&table);
             }
+        }
+        if let Some(table) = &writer.options.attribute_table {
+            let band = dataset.rasterband(1).map_err(|e| create_err(gdal_msg(e)))?;
+            write_attribute_table(&band, table).map_err(create_err)?;
         }
         writer.dataset = Some(dataset);
         Ok(writer)
@@ -751,7 +917,7 @@ impl GeoTiffWriter {
         check("writing")?;
         let temp = self.temp.take().expect("temporary file until finish");
         let temp = if self.options.cog {
-            let cog = TempOutput::new(&self.final_path, "cog");
+            let cog = TempOutput::new(&self.final_path, "cog").with_sidecar(crate::output::SIDECAR);
             let driver = DriverManager::get_driver_by_name("COG").map_err(|e| err(gdal_msg(e)))?;
             let mut opts = CslStringList::new();
             for (k, v) in [
@@ -774,6 +940,10 @@ impl GeoTiffWriter {
                 .create_copy(&driver, cog.path(), &opts)
                 .map_err(|e| err(format!("COG: {}", gdal_msg(e))))?;
             check("COG")?;
+            if let Some(table) = &self.options.attribute_table {
+                let band = copy.rasterband(1).map_err(|e| err(gdal_msg(e)))?;
+                write_attribute_table(&band, table).map_err(|e| err(format!("COG: {e}")))?;
+            }
             copy.close().map_err(|e| err(format!("COG: {}", gdal_msg(e))))?;
             check("COG")?;
             dataset.close().map_err(|e| err(gdal_msg(e)))?;

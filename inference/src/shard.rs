@@ -121,7 +121,8 @@ pub fn mosaic(
     let reference = first.georef();
     let pixel_type = first.band_type_name(1)?;
     let bands = first.band_count();
-    let description = first.description()?;
+    let mut description = first.description()?;
+    crate::provenance::joined(&mut description.metadata, parts.len());
     let gt = reference.geo_transform.ok_or_else(|| {
         invalid(
             first_path,

@@ -119,7 +119,10 @@ fn class_map_keeps_georeferencing_and_nodata() {
         assert!(p[best * n + i] == p[classes[i] as usize * n + i], "pixel {i}");
         assert!((0.0..=1.0).contains(&u[i]));
     }
-    assert_eq!(files_in(dir.path()), vec!["probs.tif", "risk.tif", "unc.tif"]);
+    assert_eq!(
+        files_in(dir.path()),
+        vec!["probs.tif", "risk.tif", "risk.tif.aux.xml", "unc.tif"]
+    );
 }
 
 /// The model's `risk.decision` makes the classes from the blended probabilities; with
@@ -420,7 +423,12 @@ fn many_inputs_go_on_after_a_failure_and_skip_existing() {
     assert!(stderr(&o).contains("missing.tif: no such file"), "{}", stderr(&o));
     assert_eq!(
         files_in(&out_dir),
-        vec!["scene512_risk.tif", "scene700x433_risk.tif"]
+        vec![
+            "scene512_risk.tif",
+            "scene512_risk.tif.aux.xml",
+            "scene700x433_risk.tif",
+            "scene700x433_risk.tif.aux.xml"
+        ]
     );
     // Second run: both outputs exist and are skipped, untouched.
     let before = std::fs::metadata(out_dir.join("scene512_risk.tif"))
@@ -696,7 +704,17 @@ fn crf_pass_equals_the_crf_library_on_the_blended_probabilities() {
     assert!(differ(&got, &read_u8(&refined).2) > 0, "ordinal changed nothing");
     assert_eq!(
         files_in(dir.path()),
-        vec!["crf.tif", "crf321.tif", "ordinal.tif", "p.tif", "plain.tif"]
+        vec![
+            "crf.tif",
+            "crf.tif.aux.xml",
+            "crf321.tif",
+            "crf321.tif.aux.xml",
+            "ordinal.tif",
+            "ordinal.tif.aux.xml",
+            "p.tif",
+            "plain.tif",
+            "plain.tif.aux.xml"
+        ]
     );
 }
 
@@ -793,7 +811,17 @@ fn cog_and_overviews_are_what_gdal_reports() {
     let plain = dir.path().join("plain.tif");
     assert!(risk_infer(&[&input, &"-o", &plain]).status.success());
     assert!(read_u8(&plain).2 == read_u8(&cog).2);
-    assert_eq!(files_in(dir.path()), vec!["cog.tif", "ovr.tif", "plain.tif"]);
+    assert_eq!(
+        files_in(dir.path()),
+        vec![
+            "cog.tif",
+            "cog.tif.aux.xml",
+            "ovr.tif",
+            "ovr.tif.aux.xml",
+            "plain.tif",
+            "plain.tif.aux.xml"
+        ]
+    );
 }
 
 #[test]

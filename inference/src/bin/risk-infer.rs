@@ -22,6 +22,7 @@ use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
 use risk_inference::input_scale::InputScale;
 use risk_inference::output::check_outputs;
 use risk_inference::predictor::Predictor;
+use risk_inference::provenance::{ModelRecord, Provenance};
 use risk_inference::raster::{InputRaster, Window};
 use risk_inference::refine::{self, CrfOptions};
 use risk_inference::session::{Device, IoBindingMode, Model, SessionOptions};
@@ -67,8 +68,9 @@ struct Cli {
     /// predicted, brought back to the native grid and averaged.
     #[arg(long, value_delimiter = ',', default_value = "1", value_parser = parse_scale)]
     scales: Vec<f32>,
-    /// Print a model's metadata and exit.
-    #[arg(long, value_name = "MODEL")]
+    /// Print a model's metadata (an .onnx file), or an output raster's provenance and
+    /// class table, and exit.
+    #[arg(long, value_name = "MODEL|RASTER")]
     info: Option<PathBuf>,
     /// Execution provider.
     #[arg(long, value_enum, default_value_t = Device::Auto)]
@@ -441,6 +443,10 @@ fn print_info(path: &Path) -> anyhow::Result<()> {
     for (k, v) in &info.properties {
         writeln!(s, "  {k} = {v}")?;
     }
+    print_text(&s)
+}
+
+fn print_text(s: &str) -> anyhow::Result<()> {
     // `risk-infer --info m.onnx | head` closes the pipe early: not an error.
     let mut out = std::io::stdout().lock();
     match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
@@ -460,7 +466,11 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         return mosaic(parts, output, *overviews || *cog, *cog);
     }
     if let Some(path) = &cli.info {
-        print_info(path)?;
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+            print_info(path)?;
+        } else {
+            print_text(&risk_inference::provenance::describe_raster(path)?)?;
+        }
         return Ok(true);
     }
     // Inputs and their outputs.
@@ -592,6 +602,7 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         );
     }
 
+    let provenance = provenance_of(&cli, &predictor, &decision, crf.as_ref(), (tile, overlap), rows)?;
     let opts = EngineOptions {
         tile: cli.tile,
         overlap: cli.overlap,
@@ -620,6 +631,10 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
                 Err(why) => tracing::info!("{}: exists but {why}; scoring again", output.display()),
             }
         }
+        let opts = EngineOptions {
+            provenance: provenance.items(input),
+            ..opts.clone()
+        };
         let outputs = Outputs {
             classes: Some(output.clone()),
             probs: cli.probs.clone().map(|p| (p, cli.probs_type)),
@@ -696,6 +711,52 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         }
     }
     Ok(failed.is_empty())
+}
+
+/// What the outputs of this run record of how they were made (see
+/// `risk_inference::provenance`).
+fn provenance_of(
+    cli: &Cli,
+    predictor: &Predictor,
+    decision: &Decision,
+    crf: Option<&CrfOptions>,
+    (tile, overlap): (usize, usize),
+    rows: Option<(usize, usize)>,
+) -> anyhow::Result<Provenance> {
+    let models = predictor
+        .members()
+        .iter()
+        .map(|m| {
+            ModelRecord::of(m.path(), m.info().version.as_deref())
+                .with_context(|| format!("{}: cannot read it for its checksum", m.path().display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let preset = match cli.crf {
+        CrfChoice::Model => "the model's risk.crf",
+        CrfChoice::Off => "off",
+        CrfChoice::Default => "default",
+        CrfChoice::Enhanced => "enhanced",
+    };
+    Ok(Provenance {
+        tool: format!("risk-infer {}", env!("CARGO_PKG_VERSION")),
+        models,
+        bands: cli
+            .bands
+            .clone()
+            .unwrap_or_else(|| predictor.info().bands.clone()),
+        tile,
+        overlap,
+        tta: format!("{:?}", cli.tta).to_lowercase(),
+        scales: cli.scales.clone(),
+        crf: risk_inference::provenance::crf_text(preset, crf),
+        decision: decision.describe(),
+        shard: match (cli.shard, rows) {
+            (None, _) => "none".into(),
+            (Some(s), Some((r0, r1))) => format!("{s} (rows {r0}..{r1})"),
+            (Some(s), None) => format!("{s} (every {}-th input of the list)", s.count),
+        },
+        created: risk_inference::provenance::utc_now(),
+    })
 }
 
 /// `risk-infer mosaic`: joins part rasters into `output`.
