@@ -22,7 +22,10 @@ use std::collections::VecDeque;
 pub fn fill_nearest(data: &mut [f32], width: usize, height: usize, valid: &[bool]) -> usize {
     let pixels = width * height;
     assert_eq!(valid.len(), pixels, "mask size");
-    assert!(pixels > 0 && data.len() % pixels == 0, "data is not whole bands");
+    assert!(
+        pixels > 0 && data.len().is_multiple_of(pixels),
+        "data is not whole bands"
+    );
     let holes = valid.iter().filter(|&&v| !v).count();
     if holes == 0 || holes == pixels {
         return 0;
