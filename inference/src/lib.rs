@@ -15,7 +15,8 @@
 //! [`shard`] splits one run over N jobs (`--shard I/N`) and mosaics their parts.
 //! [`input_scale`] checks each raster's pixel type against the model's before scoring.
 //! [`autobatch`] chooses the tiles per model run (`--batch auto`) by timing batches.
-//! [`provenance`] writes how each output was made into its metadata.
+//! [`provenance`] writes how each output was made into its metadata; [`vector`] turns
+//! the finished class map into polygons of risk zones (GeoPackage).
 
 pub mod augment;
 pub mod autobatch;
@@ -35,3 +36,4 @@ pub mod refine;
 pub mod session;
 pub mod shard;
 pub mod tiling;
+pub mod vector;

@@ -194,3 +194,246 @@ fn the_mosaic_keeps_the_class_table_and_says_it_joined_shards() {
     assert!(!stale.exists(), "the stale sidecar is gone");
     assert!(gdalinfo(&joined_p).get("rat").is_none());
 }
+
+/// A hand-made 40 x 24 class map (EPSG:32633, 10 m pixels): Low background; a High U
+/// whose arms cross many row bands and join at the bottom; a 2-pixel Medium speck; two
+/// Medium 2x2 squares touching at a corner; a nodata block at the bottom edge holding one
+/// High pixel.
+fn paint_map(path: &Path) -> Vec<u8> {
+    use risk_inference::raster::{GeoRef, GeoTiffWriter, Window, WriteOptions};
+    let (w, h) = (40, 24);
+    let mut m = vec![0u8; w * h];
+    let mut set = |x0: usize, x1: usize, y0: usize, y1: usize, v: u8| {
+        for y in y0..y1 {
+            for x in x0..x1 {
+                m[y * w + x] = v;
+            }
+        }
+    };
+    set(4, 6, 2, 20, 2);
+    set(14, 16, 2, 20, 2);
+    set(4, 16, 18, 20, 2);
+    set(30, 32, 5, 6, 1);
+    set(30, 32, 10, 12, 1);
+    set(32, 34, 12, 14, 1);
+    set(20, 28, 20, 24, 255);
+    set(24, 25, 22, 23, 2);
+    let georef = GeoRef::north_up(32633, 500_000.0, 5_200_000.0, 10.0).unwrap();
+    let opts = WriteOptions {
+        nodata: Some(255.0),
+        ..WriteOptions::default()
+    };
+    let mut wr = GeoTiffWriter::create::<u8>(path, w, h, 1, &georef, opts).unwrap();
+    wr.write_band(1, Window::new(0, 0, w, h), &m).unwrap();
+    wr.finish().unwrap();
+    m
+}
+
+/// Per feature of a vector file, read with OGR: (class, pixels, geometry area).
+fn features(path: &Path) -> Vec<(i32, i64, f64)> {
+    use gdal::vector::LayerAccess;
+    let ds = gdal::Dataset::open(path).unwrap();
+    let mut layer = ds.layer(0).unwrap();
+    let (c, p) = {
+        let defn = layer.defn();
+        (
+            defn.field_index("class").unwrap(),
+            defn.field_index("pixels").unwrap(),
+        )
+    };
+    layer
+        .features()
+        .map(|f| {
+            (
+                f.field_as_integer(c).unwrap().unwrap(),
+                f.field_as_integer64(p).unwrap().unwrap(),
+                f.geometry().unwrap().area(),
+            )
+        })
+        .collect()
+}
+
+/// Features per class and their summed geometry area per class.
+fn per_class(f: &[(i32, i64, f64)]) -> ([usize; 3], [f64; 3]) {
+    let (mut n, mut a) = ([0; 3], [0.0; 3]);
+    for &(c, _, area) in f {
+        n[c as usize] += 1;
+        a[c as usize] += area;
+    }
+    (n, a)
+}
+
+fn ogrinfo_count(path: &Path) -> usize {
+    let o = Command::new("ogrinfo")
+        .args(["-al", "-so"])
+        .arg(path)
+        .output()
+        .expect("ogrinfo runs");
+    assert!(o.status.success(), "ogrinfo {}: {}", path.display(), stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Feature Count:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    line["Feature Count:".len()..].trim().parse().unwrap()
+}
+
+#[test]
+fn zones_are_connected_components_whose_areas_sum_to_the_pixels() {
+    use risk_inference::vector::{ZoneOptions, write_zones};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let map = d.join("map.tif");
+    let m = paint_map(&map);
+    let count = |v: u8| m.iter().filter(|&&c| c == v).count() as f64;
+    let pixel_area = 100.0;
+    // Rows streamed 4 at a time: the U's arms cross 4 band boundaries before they meet.
+    let opts = ZoneOptions {
+        band_rows: 4,
+        ..ZoneOptions::default()
+    };
+    let out = d.join("zones.gpkg");
+    let r = write_zones(&map, &out, &opts).unwrap();
+    assert_eq!(r.area_field, "area_m2");
+    // Low: the background; Medium: the speck and two squares; High: the U and the pixel
+    // in the nodata block.
+    assert_eq!(r.zones, [1, 3, 2]);
+    assert_eq!(ogrinfo_count(&out), 6);
+    let f = features(&out);
+    let (n, area) = per_class(&f);
+    assert_eq!(n, [1, 3, 2]);
+    for c in 0..3u8 {
+        assert!(
+            (area[c as usize] - count(c) * pixel_area).abs() < 1e-6,
+            "class {c}: {area:?}"
+        );
+    }
+    // The U is one feature of all its pixels: 2 arms of 2x18 and the 8x2 between them.
+    assert!(
+        f.iter()
+            .any(|&(c, p, a)| c == 2 && p == 2 * 2 * 18 + 8 * 2 && (a - p as f64 * pixel_area).abs() < 1e-6),
+        "{f:?}"
+    );
+
+    // 8-connected: the squares touching at a corner are one zone.
+    let out8 = d.join("zones8.geojson");
+    let r = write_zones(
+        &map,
+        &out8,
+        &ZoneOptions {
+            eight_connected: true,
+            ..opts.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.zones, [1, 2, 2]);
+    assert_eq!(ogrinfo_count(&out8), 5);
+    assert!(features(&out8).iter().any(|&(c, p, _)| c == 1 && p == 8));
+
+    // --min-area 3: the 2-pixel speck joins the background, the pixel inside nodata has
+    // no neighbour and is dropped; polygons hold exactly the remaining pixels.
+    let out3 = d.join("zones3.gpkg");
+    let r = write_zones(&map, &out3, &ZoneOptions { min_area: 3, ..opts }).unwrap();
+    assert_eq!((r.zones, r.dropped), ([1, 2, 1], 1));
+    let (n, area) = per_class(&features(&out3));
+    assert_eq!(n, [1, 2, 1]);
+    assert!((area[0] - (count(0) + 2.0) * pixel_area).abs() < 1e-6);
+    assert!((area[1] - (count(1) - 2.0) * pixel_area).abs() < 1e-6);
+    assert!((area[2] - (count(2) - 1.0) * pixel_area).abs() < 1e-6);
+    // Only the outputs are left (the sieved copy, zone ids and polygons were temporary).
+    assert_eq!(
+        common::files_in(d),
+        ["map.tif", "zones.gpkg", "zones3.gpkg", "zones8.geojson"]
+    );
+}
+
+#[test]
+fn vector_zones_of_a_run_and_of_a_sharded_mosaic_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = fixture("scene700x433.tif");
+    let (whole, probs, zones) = (d.join("whole.tif"), d.join("p.tif"), d.join("whole.gpkg"));
+    ok(&risk_infer(&[
+        &"--threads",
+        &"1",
+        &"-m",
+        &model(),
+        &input,
+        &"-o",
+        &whole,
+        &"--probs",
+        &probs,
+        &"--vector",
+        &zones,
+    ]));
+    let mut parts = Vec::new();
+    for i in 0..2 {
+        let part = d.join(format!("part{i}.tif"));
+        let shard = format!("{i}/2");
+        ok(&risk_infer(&[
+            &"--threads",
+            &"1",
+            &"-m",
+            &model(),
+            &input,
+            &"-o",
+            &part,
+            &"--shard",
+            &shard,
+        ]));
+        parts.push(part);
+    }
+    let (joined, joined_zones) = (d.join("joined.tif"), d.join("joined.gpkg"));
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+        vec![&"mosaic", &"-o", &joined, &"--vector", &joined_zones];
+    args.extend(parts.iter().map(|p| p as &dyn AsRef<std::ffi::OsStr>));
+    ok(&risk_infer(&args));
+    // Per class, the polygons' areas are the class map's pixels x 100 m^2.
+    let classes: Vec<u8> = common::read_all(&whole);
+    let f = features(&zones);
+    let (n, area) = per_class(&f);
+    for c in 0..3u8 {
+        let pixels = classes.iter().filter(|&&v| v == c).count() as f64;
+        assert!(
+            (area[c as usize] - pixels * 100.0).abs() < 1e-3,
+            "class {c}: {area:?} vs {pixels} px"
+        );
+    }
+    // The mosaic's zones are the run's: the shards' boundary (row 256) cuts none.
+    let g = features(&joined_zones);
+    assert_eq!(per_class(&g).0, n);
+    let mut a: Vec<i64> = f.iter().map(|x| x.1).collect();
+    let mut b: Vec<i64> = g.iter().map(|x| x.1).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "zone sizes");
+    assert!(
+        a.iter().any(|&p| p > 256 * 700),
+        "a zone larger than a shard spans the boundary: {a:?}"
+    );
+    // With --probs, each zone's mean probability of its class, in (1/3, 1] for a winner.
+    use gdal::vector::LayerAccess;
+    let ds = gdal::Dataset::open(&zones).unwrap();
+    let mut layer = ds.layer(0).unwrap();
+    let k = layer.defn().field_index("mean_prob").unwrap();
+    for feature in layer.features() {
+        let p = feature.field_as_double(k).unwrap().unwrap();
+        assert!(p > 0.3 && p <= 1.0, "{p}");
+    }
+    // A bad extension is a usage error before any work.
+    let o = risk_infer(&[
+        &"-m",
+        &model(),
+        &input,
+        &"-o",
+        &d.join("x.tif"),
+        &"--vector",
+        &d.join("z.shp"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("z.shp") && !d.join("x.tif").exists(),
+        "{}",
+        stderr(&o)
+    );
+}

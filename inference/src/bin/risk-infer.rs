@@ -178,6 +178,8 @@ struct Cli {
     /// Write Cloud Optimized GeoTIFFs (internal overviews chosen by GDAL's COG driver).
     #[arg(long)]
     cog: bool,
+    #[command(flatten)]
+    zones: ZoneArgs,
     /// Run part I of N (0-based, e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT): for one
     /// input, a band of its rows (the output covers those rows only; `risk-infer mosaic`
     /// joins the parts into the single run's map); for many inputs, every N-th input.
@@ -204,7 +206,69 @@ enum Command {
         /// Write a Cloud Optimized GeoTIFF.
         #[arg(long)]
         cog: bool,
+        #[command(flatten)]
+        zones: ZoneArgs,
     },
+}
+
+/// Vector risk zones (see `risk_inference::vector`).
+#[derive(clap::Args, Debug, Clone)]
+struct ZoneArgs {
+    /// Also write the risk zones as polygons (one per connected zone of one class, with
+    /// class, name, pixels, area, and the mean probability / uncertainty when --probs /
+    /// --uncertainty are written) to this .gpkg (GeoPackage) or .geojson file.
+    #[arg(long, value_name = "FILE")]
+    vector: Option<PathBuf>,
+    /// Zones smaller than this many pixels are merged into their largest neighbour before
+    /// polygonising (GDAL's sieve; specks enclosed by nodata are dropped).
+    #[arg(long, default_value_t = 0, value_name = "PIXELS", requires = "vector")]
+    min_area: usize,
+    /// Zones join pixels that touch at a corner, not only along an edge.
+    #[arg(long, requires = "vector")]
+    eight_connected: bool,
+}
+
+impl ZoneArgs {
+    /// Writes the zones of the finished class map `classes`, when asked.
+    fn write(&self, classes: &Path, probs: Option<&Path>, uncertainty: Option<&Path>) -> anyhow::Result<()> {
+        let Some(out) = &self.vector else { return Ok(()) };
+        let t0 = std::time::Instant::now();
+        let opts = risk_inference::vector::ZoneOptions {
+            min_area: self.min_area,
+            eight_connected: self.eight_connected,
+            probs: probs.map(Path::to_path_buf),
+            uncertainty: uncertainty.map(Path::to_path_buf),
+            ..Default::default()
+        };
+        let r = risk_inference::vector::write_zones(classes, out, &opts).map_err(anyhow::Error::msg)?;
+        let names = risk_inference::classes::CLASS_NAMES;
+        tracing::info!(
+            "{} -> {}: {} zone(s) ({}){} in {:.2} s; area in {}",
+            classes.display(),
+            out.display(),
+            r.zones.iter().sum::<usize>(),
+            (0..names.len())
+                .map(|c| format!("{} {}", names[c], r.zones[c]))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if r.dropped > 0 {
+                format!(", {} speck(s) enclosed by nodata dropped", r.dropped)
+            } else {
+                String::new()
+            },
+            t0.elapsed().as_secs_f64(),
+            r.area_field
+        );
+        Ok(())
+    }
+
+    /// The usage checks: a known extension.
+    fn check(&self) -> Result<(), Usage> {
+        match &self.vector {
+            Some(p) => risk_inference::vector::driver_for(p).map(|_| ()).map_err(Usage),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -461,9 +525,13 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         output,
         overviews,
         cog,
+        zones,
     }) = &cli.command
     {
-        return mosaic(parts, output, *overviews || *cog, *cog);
+        zones.check()?;
+        let done = mosaic(parts, output, *overviews || *cog, *cog, zones.vector.as_deref())?;
+        zones.write(output, None, None)?;
+        return Ok(done);
     }
     if let Some(path) = &cli.info {
         if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
@@ -492,6 +560,17 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
     };
     if jobs.len() > 1 && (cli.probs.is_some() || cli.uncertainty.is_some()) {
         return Err(Usage("--probs and --uncertainty take one input".into()).into());
+    }
+    cli.zones.check()?;
+    if jobs.len() > 1 && cli.zones.vector.is_some() {
+        return Err(Usage("--vector takes one input".into()).into());
+    }
+    if cli.shard.is_some() && cli.zones.vector.is_some() {
+        return Err(Usage(
+            "--vector with --shard would cut zones at the shards' edges: give --vector to `risk-infer mosaic` instead"
+                .into(),
+        )
+        .into());
     }
     let model_paths = match (cli.model.is_empty(), default_model()) {
         (false, _) => cli.model.clone(),
@@ -693,6 +772,14 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
                     );
                 }
                 tracing::debug!("timings {}", serde_json::to_string(&report).unwrap_or_default());
+                if let Err(e) = cli
+                    .zones
+                    .write(output, cli.probs.as_deref(), cli.uncertainty.as_deref())
+                {
+                    say(&format!("risk-infer: error: {e:#}"));
+                    failed.push(input.clone());
+                    continue;
+                }
                 done += 1;
             }
             Err(e) => {
@@ -760,9 +847,17 @@ fn provenance_of(
 }
 
 /// `risk-infer mosaic`: joins part rasters into `output`.
-fn mosaic(parts: &[PathBuf], output: &Path, overviews: bool, cog: bool) -> anyhow::Result<bool> {
+fn mosaic(
+    parts: &[PathBuf],
+    output: &Path,
+    overviews: bool,
+    cog: bool,
+    vector: Option<&Path>,
+) -> anyhow::Result<bool> {
     let inputs: Vec<&Path> = parts.iter().map(PathBuf::as_path).collect();
-    check_outputs(&inputs, &[("-o", output)]).map_err(Usage)?;
+    let mut outputs = vec![("-o", output)];
+    outputs.extend(vector.map(|v| ("--vector", v)));
+    check_outputs(&inputs, &outputs).map_err(Usage)?;
     let t0 = std::time::Instant::now();
     let report = risk_inference::shard::mosaic(parts, output, overviews, cog)?;
     tracing::info!(
@@ -819,6 +914,7 @@ fn check_paths(cli: &Cli, jobs: &[(PathBuf, PathBuf)], models: &[PathBuf]) -> an
         .collect();
     outputs.extend(cli.probs.as_deref().map(|p| ("--probs", p)));
     outputs.extend(cli.uncertainty.as_deref().map(|p| ("--uncertainty", p)));
+    outputs.extend(cli.zones.vector.as_deref().map(|p| ("--vector", p)));
     check_outputs(&inputs, &outputs).map_err(|e| Usage(e).into())
 }
 
