@@ -119,6 +119,10 @@ pub struct ModelConfig {
     pub encoder: EncoderName,
     /// CBAM on the deepest encoder features. Default true.
     pub attention: bool,
+    /// CBAM's channel pools over windows of this many pixels (a multiple of 32) instead
+    /// of the whole tile, so that the model sees the same on tiles larger than it was
+    /// trained on. Default 0 (the whole tile: the source's CBAM).
+    pub attention_window: usize,
     /// Dropout2d before the class conv. Default 0.4.
     pub head_dropout: f64,
     /// smp / efficientnet_pytorch safetensors weights to start from (`--init-weights`).
@@ -135,6 +139,7 @@ impl Default for ModelConfig {
         Self {
             encoder: EncoderName::B4,
             attention: true,
+            attention_window: 0,
             head_dropout: 0.4,
             init_weights: None,
             bn_momentum: crate::model::encoder::BN_MOMENTUM,
@@ -325,6 +330,12 @@ impl TrainConfig {
                 d.tile
             ));
         }
+        if !self.model.attention_window.is_multiple_of(32) {
+            return Err(format!(
+                "model.attention_window must be 0 or a multiple of 32, got {}",
+                self.model.attention_window
+            ));
+        }
         if d.stride == Some(0) {
             return Err("data.stride must be positive".into());
         }
@@ -375,6 +386,7 @@ impl TrainConfig {
         UNetConfig {
             in_channels: self.data.bands.len() as i64,
             attention: self.model.attention,
+            attention_window: self.model.attention_window as i64,
             head_dropout: self.model.head_dropout,
             ..base
         }

@@ -18,6 +18,9 @@ use super::encoder::{Encoder, EncoderConfig};
 /// Number of ordinal classes (Low, Medium, High).
 pub const CLASSES: i64 = 3;
 
+/// The encoder's deepest stride: CBAM's features are `(H / 32, W / 32)`.
+pub const DEEPEST_STRIDE: i64 = 32;
+
 /// Everything that shapes the network.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UNetConfig {
@@ -28,6 +31,9 @@ pub struct UNetConfig {
     pub in_channels: i64,
     /// CBAM on the deepest encoder features.
     pub attention: bool,
+    /// CBAM's channel-pooling window in input pixels (a multiple of the deepest stride,
+    /// 32); 0 pools the whole tile, as the source's CBAM does.
+    pub attention_window: i64,
     /// Dropout2d probability before the class conv (training only).
     pub head_dropout: f64,
 }
@@ -40,6 +46,7 @@ impl UNetConfig {
             decoder_channels: [256, 128, 64, 32, 16],
             in_channels: 3,
             attention: true,
+            attention_window: 0,
             head_dropout: 0.4,
         }
     }
@@ -121,7 +128,10 @@ impl RiskUNet {
     pub fn new(vs: &nn::Path, cfg: &UNetConfig) -> Self {
         let skips = cfg.encoder.skip_channels(cfg.in_channels);
         let encoder = Encoder::new(&(vs / "encoder"), &cfg.encoder, cfg.in_channels);
-        let attention = cfg.attention.then(|| Cbam::new(&(vs / "attention"), skips[5]));
+        let window = cfg.attention_window / DEEPEST_STRIDE;
+        let attention = cfg
+            .attention
+            .then(|| Cbam::new(&(vs / "attention"), skips[5], window));
         let decoder = Decoder::new(&(vs / "decoder"), &skips, &cfg.decoder_channels);
         let features = cfg.decoder_channels[4];
         // smp initialises the segmentation head with xavier_uniform_ and a zero bias.

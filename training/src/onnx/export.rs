@@ -11,6 +11,7 @@ use tch::{Kind, Tensor, nn};
 use super::OnnxError;
 use super::writer::{BatchNormParams, ConvWeights, GraphWriter, Pads, fold_batch_norm};
 use crate::model::encoder::BN_EPS as ENCODER_BN_EPS;
+use crate::model::unet::DEEPEST_STRIDE;
 use crate::model::{StaticPad, UNetConfig};
 
 /// BatchNorm epsilon of the decoder (PyTorch's default).
@@ -161,13 +162,20 @@ fn encoder(g: &mut GraphWriter, v: &Vars, cfg: &UNetConfig, x: &str) -> Result<V
     Ok(features)
 }
 
-/// CBAM: channel attention (shared MLP over avg and max pools) then spatial attention.
-fn cbam(g: &mut GraphWriter, v: &Vars, x: &str) -> Result<String, OnnxError> {
+/// CBAM: channel attention (shared MLP over avg and max pools, over the whole map or
+/// over windows of `window` cells) then spatial attention.
+fn cbam(g: &mut GraphWriter, v: &Vars, x: &str, window: i64) -> Result<String, OnnxError> {
     let p = "attention";
     let fc1 = v.conv("attention.channel_fc1", true)?;
     let fc2 = v.conv("attention.channel_fc2", true)?;
-    let avg = g.global_avg_pool(p, x);
-    let max = g.global_max_pool(p, x);
+    let (avg, max) = if window == 0 {
+        (g.global_avg_pool(p, x), g.global_max_pool(p, x))
+    } else {
+        (
+            g.window_pool(p, "AveragePool", x, window),
+            g.window_pool(p, "MaxPool", x, window),
+        )
+    };
     let mlp = |g: &mut GraphWriter, pooled: &str, tag: &str| {
         let h = g.conv(
             &format!("attention.channel_fc1.{tag}"),
@@ -183,7 +191,10 @@ fn cbam(g: &mut GraphWriter, v: &Vars, x: &str) -> Result<String, OnnxError> {
     let a = mlp(g, &avg, "avg");
     let m = mlp(g, &max, "max");
     let sum = g.add(p, &a, &m);
-    let gate = g.sigmoid(p, &sum);
+    let mut gate = g.sigmoid(p, &sum);
+    if window != 0 {
+        gate = g.repeat_cells_like(p, &gate, window, x);
+    }
     let xs = g.mul(p, x, &gate);
     let mean_c = g.reduce_mean(p, &xs, &[1]);
     let max_c = g.reduce_max(p, &xs, &[1]);
@@ -224,7 +235,7 @@ pub fn build_graph(g: &mut GraphWriter, vs: &nn::VarStore, cfg: &UNetConfig) -> 
     let mut features = encoder(g, &v, cfg, "image")?;
     if cfg.attention {
         let deepest = features[5].clone();
-        features[5] = cbam(g, &v, &deepest)?;
+        features[5] = cbam(g, &v, &deepest, cfg.attention_window / DEEPEST_STRIDE)?;
     }
     let decoded = decoder(g, &v, &features)?;
     let head = v.conv("segmentation_head.0", true)?;

@@ -210,6 +210,66 @@ impl GraphWriter {
         self.node(prefix, "GlobalMaxPool", &[x], vec![])
     }
 
+    /// `AveragePool` or `MaxPool` over non-overlapping `k x k` windows, a last partial
+    /// window kept (`ceil_mode`) and averaged over the cells it holds, as PyTorch's
+    /// `avg_pool2d(k, k, 0, ceil_mode=True, count_include_pad=False)` / `max_pool2d`.
+    pub fn window_pool(&mut self, prefix: &str, op: &str, x: &str, k: i64) -> String {
+        let mut attrs = vec![
+            attr_ints("kernel_shape", &[k, k]),
+            attr_ints("strides", &[k, k]),
+            attr_int("ceil_mode", 1),
+        ];
+        if op == "AveragePool" {
+            attrs.push(attr_int("count_include_pad", 0));
+        }
+        self.node(prefix, op, &[x], attrs)
+    }
+
+    /// An int64 initialiser.
+    pub fn int64_const(&mut self, name: &str, values: &[i64]) -> String {
+        self.initializers.push(TensorProto {
+            dims: vec![values.len() as i64],
+            data_type: Some(tensor_proto::DataType::Int64 as i32),
+            name: Some(name.into()),
+            raw_data: Some(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ..Default::default()
+        });
+        name.to_string()
+    }
+
+    /// Each cell of `(N, C, a, b)` `x` repeated `k x k` times, cut to the height and width
+    /// of `like` (`(N, *, h, w)` with `h <= a k`, `w <= b k`): nearest Resize, then Slice.
+    pub fn repeat_cells_like(&mut self, prefix: &str, x: &str, k: i64, like: &str) -> String {
+        let scales_name = format!("{prefix}.repeat_scales");
+        self.initializers.push(TensorProto {
+            dims: vec![4],
+            data_type: Some(tensor_proto::DataType::Float as i32),
+            name: Some(scales_name.clone()),
+            raw_data: Some(
+                [1f32, 1.0, k as f32, k as f32]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+            ),
+            ..Default::default()
+        });
+        let attrs = vec![
+            attr_str("mode", "nearest"),
+            attr_str("coordinate_transformation_mode", "asymmetric"),
+            attr_str("nearest_mode", "floor"),
+        ];
+        let up = self.node(prefix, "Resize", &[x, "", &scales_name], attrs);
+        let hw = self.node(
+            prefix,
+            "Shape",
+            &[like],
+            vec![attr_int("start", 2), attr_int("end", 4)],
+        );
+        let starts = self.int64_const(&format!("{prefix}.slice_starts"), &[0, 0]);
+        let axes = self.int64_const(&format!("{prefix}.slice_axes"), &[2, 3]);
+        self.node(prefix, "Slice", &[&up, &starts, &hw, &axes], vec![])
+    }
+
     /// Mean over `axes`, dimensions kept (opset 17: `axes` is an attribute).
     pub fn reduce_mean(&mut self, prefix: &str, x: &str, axes: &[i64]) -> String {
         self.node(
