@@ -16,7 +16,8 @@
 //! [`input_scale`] checks each raster's pixel type against the model's before scoring.
 //! [`autobatch`] chooses the tiles per model run (`--batch auto`) by timing batches.
 //! [`provenance`] writes how each output was made into its metadata; [`vector`] turns
-//! the finished class map into polygons of risk zones (GeoPackage).
+//! the finished class map into polygons of risk zones (GeoPackage); [`review`] ranks the
+//! windows where the model is least sure about Medium, for annotators.
 
 pub mod augment;
 pub mod autobatch;
@@ -33,6 +34,7 @@ pub mod predictor;
 pub mod provenance;
 pub mod raster;
 pub mod refine;
+pub mod review;
 pub mod session;
 pub mod shard;
 pub mod tiling;

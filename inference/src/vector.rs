@@ -708,7 +708,7 @@ fn copy_features(
 }
 
 /// Reopens the finished vector file and checks it holds `expected` features.
-fn verify(path: &Path, driver: &str, expected: usize) -> Result<(), String> {
+pub(crate) fn verify(path: &Path, driver: &str, expected: usize) -> Result<(), String> {
     let ds = Dataset::open_ex(
         path,
         DatasetOptions {

@@ -437,3 +437,132 @@ fn vector_zones_of_a_run_and_of_a_sharded_mosaic_agree() {
         stderr(&o)
     );
 }
+
+#[test]
+fn the_review_queue_ranks_windows_by_medium_doubt_and_reads_back() {
+    use risk_inference::raster::{GeoRef, GeoTiffWriter, InputRaster, Window, WriteOptions};
+    use risk_inference::review::{keep_windows, rank_windows, read_windows, write_queue};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 64 x 64 probabilities: sure Low everywhere but a 16 x 16 block torn between Low
+    // and Medium at (40, 8) and a weaker 8 x 8 one at (4, 44).
+    let (w, h) = (64, 64);
+    let mut p = vec![0f32; 3 * w * h];
+    for i in 0..w * h {
+        let (x, y) = (i % w, i / w);
+        let v = if (40..56).contains(&x) && (8..24).contains(&y) {
+            [0.45, 0.45, 0.1]
+        } else if (4..12).contains(&x) && (44..52).contains(&y) {
+            [0.7, 0.3, 0.0]
+        } else {
+            [0.98, 0.01, 0.01]
+        };
+        for c in 0..3 {
+            p[c * w * h + i] = v[c];
+        }
+    }
+    let georef = GeoRef::north_up(32633, 500_000.0, 5_200_000.0, 10.0).unwrap();
+    let probs = d.join("p.tif");
+    let mut wr = GeoTiffWriter::create::<f32>(&probs, w, h, 3, &georef, WriteOptions::default()).unwrap();
+    wr.write_bands(Window::new(0, 0, w, h), &p).unwrap();
+    wr.finish().unwrap();
+    let queue = rank_windows(&probs, None, 2, 16).unwrap();
+    assert_eq!(queue.len(), 2);
+    assert_eq!(queue[0].window, Window::new(40, 8, 16, 16));
+    // P(Medium) x normalised entropy of (0.45, 0.45, 0.1), by hand.
+    let hn = -(2.0 * 0.45 * 0.45f64.ln() + 0.1 * 0.1f64.ln()) / 3f64.ln();
+    assert!((queue[0].score - 0.45 * hn).abs() < 1e-6, "{queue:?}");
+    assert!((queue[0].mean_p_medium - 0.45).abs() < 1e-6);
+    // The second holds the weaker block and overlaps nothing taken.
+    let second = queue[1].window;
+    assert!(
+        second.intersect(&Window::new(4, 44, 8, 8)) == Some(Window::new(4, 44, 8, 8)),
+        "{second}"
+    );
+    assert!(queue[1].score < queue[0].score);
+    // Written as rectangles in the CRS, read back as the same pixel windows.
+    let q = d.join("q.gpkg");
+    write_queue(&q, &queue, &georef).unwrap();
+    assert_eq!(ogrinfo_count(&q), 2);
+    let back = read_windows(&q, &georef, w, h).unwrap();
+    assert_eq!(back, vec![queue[0].window, queue[1].window]);
+    // A class map kept to the windows: nodata elsewhere.
+    let map = d.join("map.tif");
+    let mut wr = GeoTiffWriter::create::<u8>(&map, w, h, 1, &georef, WriteOptions::default()).unwrap();
+    wr.write_band(1, Window::new(0, 0, w, h), &vec![1u8; w * h])
+        .unwrap();
+    wr.finish().unwrap();
+    let kept = d.join("kept.tif");
+    keep_windows(&map, &back, &kept).unwrap();
+    let v: Vec<u8> = common::read_all(&kept);
+    assert_eq!(v.iter().filter(|&&c| c == 1).count(), 2 * 16 * 16);
+    assert_eq!(InputRaster::open(&kept).unwrap().width(), w);
+}
+
+#[test]
+fn risk_infer_review_writes_a_ranked_queue_that_risk_eval_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = fixture("scene512.tif");
+    let (risk, queue) = (d.join("risk.tif"), d.join("queue.gpkg"));
+    ok(&risk_infer(&[
+        &"--threads",
+        &"1",
+        &"-m",
+        &model(),
+        &input,
+        &"-o",
+        &risk,
+        &"--review",
+        &"3",
+        &queue,
+        &"--review-size",
+        &"64",
+    ]));
+    // The probabilities it ranked from were temporary.
+    assert_eq!(
+        common::files_in(d),
+        ["queue.gpkg", "risk.tif", "risk.tif.aux.xml"]
+    );
+    assert_eq!(ogrinfo_count(&queue), 3);
+    use gdal::vector::LayerAccess;
+    let ds = gdal::Dataset::open(&queue).unwrap();
+    let mut layer = ds.layer(0).unwrap();
+    let (r, s) = (
+        layer.defn().field_index("rank").unwrap(),
+        layer.defn().field_index("score").unwrap(),
+    );
+    let rows: Vec<(i32, f64)> = layer
+        .features()
+        .map(|f| {
+            (
+                f.field_as_integer(r).unwrap().unwrap(),
+                f.field_as_double(s).unwrap().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.iter().map(|x| x.0).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(rows.windows(2).all(|x| x[0].1 >= x[1].1), "{rows:?}");
+    // risk-eval on the queue's windows scores at most their 3 x 64 x 64 pixels.
+    let out = d.join("eval");
+    let o = Command::new(env!("CARGO_BIN_EXE_risk-eval"))
+        .args([
+            "--pred".as_ref(),
+            risk.as_os_str(),
+            "--truth".as_ref(),
+            fixture("scene512_labels.tif").as_os_str(),
+        ])
+        .args([
+            "--windows".as_ref(),
+            queue.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    ok(&o);
+    let m: Value = serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    let px = m["pixels"].as_u64().unwrap();
+    assert!(px > 0 && px <= 3 * 64 * 64, "{px}");
+    assert_eq!(px + m["nodata_pixels"].as_u64().unwrap(), 512 * 512);
+}

@@ -46,6 +46,11 @@ struct Args {
     /// Long side of each quicklook panel, in pixels.
     #[arg(long, value_name = "PX", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=8192))]
     quicklook_size: u32,
+    /// Score only the pixels inside these windows (a `risk-infer --review` queue, or any
+    /// vector file of rectangles in the map's CRS): the map outside them is set to nodata
+    /// in <out>/windows_pred.tif, which is scored.
+    #[arg(long, value_name = "VECTOR")]
+    windows: Option<PathBuf>,
 }
 
 /// The `risk.decision` rule of an ONNX model (argmax when it has none).
@@ -84,6 +89,23 @@ fn run(args: Args) -> anyhow::Result<()> {
             decision::classify_raster(probs, &rule, &classes).map_err(|e| anyhow::anyhow!(e))?;
             println!("decision: {}", rule.describe());
             classes
+        }
+    };
+    let prediction = match &args.windows {
+        None => prediction,
+        Some(queue) => {
+            let map = risk_inference::raster::InputRaster::open(&prediction)?;
+            let windows =
+                risk_inference::review::read_windows(queue, &map.georef(), map.width(), map.height())
+                    .map_err(anyhow::Error::msg)?;
+            drop(map);
+            std::fs::create_dir_all(&out_dir)
+                .with_context(|| format!("{}: cannot create folder", out_dir.display()))?;
+            let masked = out_dir.join("windows_pred.tif");
+            risk_inference::review::keep_windows(&prediction, &windows, &masked)
+                .map_err(anyhow::Error::msg)?;
+            println!("scored on the {} window(s) of {}", windows.len(), queue.display());
+            masked
         }
     };
     let request = EvaluateRequest {

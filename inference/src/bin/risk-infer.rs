@@ -180,6 +180,14 @@ struct Cli {
     cog: bool,
     #[command(flatten)]
     zones: ZoneArgs,
+    /// Also write a labelling queue: the N windows where the model is least sure about
+    /// Medium (P(Medium) x (entropy + mutual information)), ranked, non-overlapping, as
+    /// rectangles with their scores in a .gpkg or .geojson file (one input only).
+    #[arg(long, num_args = 2, value_names = ["N", "FILE"])]
+    review: Option<Vec<String>>,
+    /// Side of the --review windows in pixels.
+    #[arg(long, default_value_t = 256, value_name = "PX", requires = "review")]
+    review_size: usize,
     /// Run part I of N (0-based, e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT): for one
     /// input, a band of its rows (the output covers those rows only; `risk-infer mosaic`
     /// joins the parts into the single run's map); for many inputs, every N-th input.
@@ -562,6 +570,10 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         return Err(Usage("--probs and --uncertainty take one input".into()).into());
     }
     cli.zones.check()?;
+    let review = review_of(&cli)?;
+    if review.is_some() && (jobs.len() > 1 || cli.shard.is_some()) {
+        return Err(Usage("--review takes one input, without --shard".into()).into());
+    }
     if jobs.len() > 1 && cli.zones.vector.is_some() {
         return Err(Usage("--vector takes one input".into()).into());
     }
@@ -714,10 +726,24 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
             provenance: provenance.items(input),
             ..opts.clone()
         };
+        // The review queue is ranked from the probabilities (and the mutual information
+        // of several views): temporaries beside the output when they are not asked for.
+        let review_probs = (review.is_some() && cli.probs.is_none())
+            .then(|| risk_inference::output::TempOutput::new(output, "review-probs"));
+        let review_unc = (review.is_some() && cli.uncertainty.is_none() && predictor.views() > 1)
+            .then(|| risk_inference::output::TempOutput::new(output, "review-uncertainty"));
         let outputs = Outputs {
             classes: Some(output.clone()),
-            probs: cli.probs.clone().map(|p| (p, cli.probs_type)),
-            uncertainty: cli.uncertainty.clone().map(|p| (p, cli.uncertainty_type)),
+            probs: cli.probs.clone().map(|p| (p, cli.probs_type)).or(review_probs
+                .as_ref()
+                .map(|t| (t.path().to_path_buf(), ProbsType::U8))),
+            uncertainty: cli
+                .uncertainty
+                .clone()
+                .map(|p| (p, cli.uncertainty_type))
+                .or(review_unc
+                    .as_ref()
+                    .map(|t| (t.path().to_path_buf(), ProbsType::U8))),
         };
         let bar = if show_bar {
             let bar = ProgressBar::new(0);
@@ -775,6 +801,13 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
                 if let Err(e) = cli
                     .zones
                     .write(output, cli.probs.as_deref(), cli.uncertainty.as_deref())
+                {
+                    say(&format!("risk-infer: error: {e:#}"));
+                    failed.push(input.clone());
+                    continue;
+                }
+                if let Some((n, path)) = &review
+                    && let Err(e) = write_review(output, &outputs, *n, cli.review_size, path)
                 {
                     say(&format!("risk-infer: error: {e:#}"));
                     failed.push(input.clone());
@@ -846,6 +879,48 @@ fn provenance_of(
     })
 }
 
+/// `--review N FILE`, parsed: a usage error for a bad count or extension.
+fn review_of(cli: &Cli) -> Result<Option<(usize, PathBuf)>, Usage> {
+    let Some(v) = &cli.review else { return Ok(None) };
+    let n = v[0].parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+        Usage(format!(
+            "--review {} {}: N must be a positive number of windows",
+            v[0], v[1]
+        ))
+    })?;
+    let path = PathBuf::from(&v[1]);
+    risk_inference::vector::driver_for(&path).map_err(Usage)?;
+    if cli.review_size < 16 {
+        return Err(Usage(format!(
+            "--review-size {}: at least 16 px",
+            cli.review_size
+        )));
+    }
+    Ok(Some((n, path)))
+}
+
+/// Ranks and writes the labelling queue of a finished run.
+fn write_review(classes: &Path, outputs: &Outputs, n: usize, size: usize, path: &Path) -> anyhow::Result<()> {
+    let probs = &outputs
+        .probs
+        .as_ref()
+        .expect("probabilities are written with --review")
+        .0;
+    let unc = outputs.uncertainty.as_ref().map(|(p, _)| p.as_path());
+    let queue = risk_inference::review::rank_windows(probs, unc, n, size).map_err(anyhow::Error::msg)?;
+    let georef = InputRaster::open(classes)?.georef();
+    risk_inference::review::write_queue(path, &queue, &georef).map_err(anyhow::Error::msg)?;
+    tracing::info!(
+        "{} -> {}: {} window(s) of {size} px, scores {:.3} .. {:.3}",
+        classes.display(),
+        path.display(),
+        queue.len(),
+        queue.first().map_or(0.0, |c| c.score),
+        queue.last().map_or(0.0, |c| c.score)
+    );
+    Ok(())
+}
+
 /// `risk-infer mosaic`: joins part rasters into `output`.
 fn mosaic(
     parts: &[PathBuf],
@@ -915,6 +990,8 @@ fn check_paths(cli: &Cli, jobs: &[(PathBuf, PathBuf)], models: &[PathBuf]) -> an
     outputs.extend(cli.probs.as_deref().map(|p| ("--probs", p)));
     outputs.extend(cli.uncertainty.as_deref().map(|p| ("--uncertainty", p)));
     outputs.extend(cli.zones.vector.as_deref().map(|p| ("--vector", p)));
+    let review = review_of(cli)?;
+    outputs.extend(review.as_ref().map(|(_, p)| ("--review", p.as_path())));
     check_outputs(&inputs, &outputs).map_err(|e| Usage(e).into())
 }
 
