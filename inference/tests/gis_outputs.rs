@@ -367,8 +367,9 @@ fn vector_zones_of_a_run_and_of_a_sharded_mosaic_agree() {
         &zones,
     ]));
     let mut parts = Vec::new();
+    let mut prob_parts = Vec::new();
     for i in 0..2 {
-        let part = d.join(format!("part{i}.tif"));
+        let (part, prob) = (d.join(format!("part{i}.tif")), d.join(format!("part{i}_p.tif")));
         let shard = format!("{i}/2");
         ok(&risk_infer(&[
             &"--threads",
@@ -378,14 +379,28 @@ fn vector_zones_of_a_run_and_of_a_sharded_mosaic_agree() {
             &input,
             &"-o",
             &part,
+            &"--probs",
+            &prob,
             &"--shard",
             &shard,
         ]));
         parts.push(part);
+        prob_parts.push(prob);
     }
+    let joined_p = d.join("joined_p.tif");
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"mosaic", &"-o", &joined_p];
+    args.extend(prob_parts.iter().map(|p| p as &dyn AsRef<std::ffi::OsStr>));
+    ok(&risk_infer(&args));
     let (joined, joined_zones) = (d.join("joined.tif"), d.join("joined.gpkg"));
-    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
-        vec![&"mosaic", &"-o", &joined, &"--vector", &joined_zones];
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+        &"mosaic",
+        &"-o",
+        &joined,
+        &"--vector",
+        &joined_zones,
+        &"--probs",
+        &joined_p,
+    ];
     args.extend(parts.iter().map(|p| p as &dyn AsRef<std::ffi::OsStr>));
     ok(&risk_infer(&args));
     // Per class, the polygons' areas are the class map's pixels x 100 m^2.
@@ -411,15 +426,32 @@ fn vector_zones_of_a_run_and_of_a_sharded_mosaic_agree() {
         a.iter().any(|&p| p > 256 * 700),
         "a zone larger than a shard spans the boundary: {a:?}"
     );
-    // With --probs, each zone's mean probability of its class, in (1/3, 1] for a winner.
-    use gdal::vector::LayerAccess;
-    let ds = gdal::Dataset::open(&zones).unwrap();
-    let mut layer = ds.layer(0).unwrap();
-    let k = layer.defn().field_index("mean_prob").unwrap();
-    for feature in layer.features() {
-        let p = feature.field_as_double(k).unwrap().unwrap();
-        assert!(p > 0.3 && p <= 1.0, "{p}");
-    }
+    // With --probs, each zone's mean probability of its class, in (0.3, 1] (the decision
+    // rule's offsets can pick a class a little under 1/3); the mosaic's, from the joined
+    // probabilities, are the run's.
+    let mean_probs = |path: &Path| {
+        use gdal::vector::LayerAccess;
+        let ds = gdal::Dataset::open(path).unwrap();
+        let mut layer = ds.layer(0).unwrap();
+        let (k, n) = (
+            layer.defn().field_index("mean_prob").unwrap(),
+            layer.defn().field_index("pixels").unwrap(),
+        );
+        let mut v: Vec<(i64, f64)> = layer
+            .features()
+            .map(|f| {
+                (
+                    f.field_as_integer64(n).unwrap().unwrap(),
+                    f.field_as_double(k).unwrap().unwrap(),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v
+    };
+    let (mine, joined_means) = (mean_probs(&zones), mean_probs(&joined_zones));
+    assert!(mine.iter().all(|&(_, p)| p > 0.3 && p <= 1.0), "{mine:?}");
+    assert_eq!(mine, joined_means);
     // A bad extension is a usage error before any work.
     let o = risk_infer(&[
         &"-m",

@@ -216,6 +216,13 @@ enum Command {
         cog: bool,
         #[command(flatten)]
         zones: ZoneArgs,
+        /// With --vector: the joined probabilities of the same run (`risk-infer mosaic` of
+        /// the --probs parts), for each zone's mean probability.
+        #[arg(long, value_name = "RASTER", requires = "vector")]
+        probs: Option<PathBuf>,
+        /// With --vector: the joined uncertainty of the same run, for each zone's means.
+        #[arg(long, value_name = "RASTER", requires = "vector")]
+        uncertainty: Option<PathBuf>,
     },
 }
 
@@ -534,11 +541,13 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         overviews,
         cog,
         zones,
+        probs,
+        uncertainty,
     }) = &cli.command
     {
         zones.check()?;
         let done = mosaic(parts, output, *overviews || *cog, *cog, zones.vector.as_deref())?;
-        zones.write(output, None, None)?;
+        zones.write(output, probs.as_deref(), uncertainty.as_deref())?;
         return Ok(done);
     }
     if let Some(path) = &cli.info {
