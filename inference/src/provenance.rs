@@ -143,6 +143,30 @@ pub fn joined(metadata: &mut [(String, String)], parts: usize) {
     }
 }
 
+/// The provenance of a file derived from a raster (the vector zones, the review queue):
+/// the raster's `RISK_*` items and `RISK_DERIVED` saying what was made from which file.
+pub fn derived(raster: &InputRaster, what: String) -> Vec<(String, String)> {
+    let mut items: Vec<(String, String)> = raster
+        .metadata()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(PREFIX))
+        .collect();
+    items.push((
+        "RISK_DERIVED".into(),
+        format!("{what} of {}", absolute(raster.path())),
+    ));
+    items
+}
+
+/// Sets metadata items on a vector dataset (a GeoPackage keeps them in its metadata
+/// table; a driver without dataset metadata ignores them).
+pub(crate) fn set_items(ds: &mut gdal::Dataset, items: &[(String, String)]) {
+    use gdal::Metadata;
+    for (k, v) in items {
+        let _ = ds.set_metadata_item(k, v, "");
+    }
+}
+
 /// Lowercase hex SHA-256 of a file, read in 1 MiB pieces.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;

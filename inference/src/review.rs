@@ -193,7 +193,12 @@ pub fn rank_windows(
 
 /// Writes the queue as rectangles (in `georef`'s CRS; pixel coordinates without one)
 /// to `path` (.gpkg or .geojson), through a verified temporary.
-pub fn write_queue(path: &Path, queue: &[Candidate], georef: &GeoRef) -> Result<(), String> {
+pub fn write_queue(
+    path: &Path,
+    queue: &[Candidate],
+    georef: &GeoRef,
+    provenance: &[(String, String)],
+) -> Result<(), String> {
     let driver_name = crate::vector::driver_for(path)?;
     crate::raster::quiet_gdal_errors();
     let named = |what: &str, e: gdal::errors::GdalError| format!("{}: {what} ({e})", path.display());
@@ -203,6 +208,7 @@ pub fn write_queue(path: &Path, queue: &[Candidate], georef: &GeoRef) -> Result<
         let mut ds = drv
             .create_vector_only(temp.path())
             .map_err(|e| named("cannot create", e))?;
+        crate::provenance::set_items(&mut ds, provenance);
         let srs = (!georef.projection.is_empty())
             .then(|| gdal::spatial_ref::SpatialRef::from_wkt(&georef.projection).ok())
             .flatten();

@@ -234,6 +234,14 @@ pub fn write_zones(classes: &Path, output: &Path, opts: &ZoneOptions) -> Result<
     let map = InputRaster::open(classes).map_err(|e| e.to_string())?;
     let (width, height) = (map.width(), map.height());
     let georef = map.georef();
+    let provenance = crate::provenance::derived(
+        &map,
+        format!(
+            "zones ({}-connected, minimum {} px)",
+            if opts.eight_connected { 8 } else { 4 },
+            opts.min_area.max(1)
+        ),
+    );
     // Step 1: the sieve, on a temporary copy.
     let sieved = if opts.min_area > 1 {
         let temp = TempOutput::new(output, "sieve");
@@ -372,6 +380,7 @@ pub fn write_zones(classes: &Path, output: &Path, opts: &ZoneOptions) -> Result<
     let (area_field, pixel_area) = area_unit(&georef);
     report.area_field = area_field.clone();
     let fields = Fields {
+        provenance,
         area: area_field,
         pixel_area,
         probs: opts.probs.is_some(),
@@ -572,6 +581,8 @@ fn polygonize(ids: &Path, path: &Path, eight: bool) -> Result<(), String> {
 
 /// The output's fields beyond `zone`, `class`, `name`, `pixels`.
 struct Fields {
+    /// Metadata items of the output dataset.
+    provenance: Vec<(String, String)>,
     area: String,
     pixel_area: f64,
     probs: bool,
@@ -624,6 +635,7 @@ fn copy_features(
     let mut dst = drv
         .create_vector_only(to)
         .map_err(|e| named("cannot create", e))?;
+    crate::provenance::set_items(&mut dst, &fields.provenance);
     let srs = (!georef.projection.is_empty())
         .then(|| gdal::spatial_ref::SpatialRef::from_wkt(&georef.projection).ok())
         .flatten();

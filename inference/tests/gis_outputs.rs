@@ -403,6 +403,17 @@ fn vector_zones_of_a_run_and_of_a_sharded_mosaic_agree() {
     ];
     args.extend(parts.iter().map(|p| p as &dyn AsRef<std::ffi::OsStr>));
     ok(&risk_infer(&args));
+    // The GeoPackage records the map's provenance and what it was made from.
+    let o = Command::new("ogrinfo").arg("-so").arg(&zones).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(&format!("RISK_MODEL_SHA256={}", sha256sum(&model()))),
+        "{text}"
+    );
+    assert!(
+        text.contains("RISK_DERIVED=zones (4-connected, minimum 1 px) of "),
+        "{text}"
+    );
     // Per class, the polygons' areas are the class map's pixels x 100 m^2.
     let classes: Vec<u8> = common::read_all(&whole);
     let f = features(&zones);
@@ -514,7 +525,7 @@ fn the_review_queue_ranks_windows_by_medium_doubt_and_reads_back() {
     assert!(queue[1].score < queue[0].score);
     // Written as rectangles in the CRS, read back as the same pixel windows.
     let q = d.join("q.gpkg");
-    write_queue(&q, &queue, &georef).unwrap();
+    write_queue(&q, &queue, &georef, &[("RISK_TOOL".into(), "test".into())]).unwrap();
     assert_eq!(ogrinfo_count(&q), 2);
     let back = read_windows(&q, &georef, w, h).unwrap();
     assert_eq!(back, vec![queue[0].window, queue[1].window]);

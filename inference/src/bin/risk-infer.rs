@@ -917,8 +917,11 @@ fn write_review(classes: &Path, outputs: &Outputs, n: usize, size: usize, path: 
         .0;
     let unc = outputs.uncertainty.as_ref().map(|(p, _)| p.as_path());
     let queue = risk_inference::review::rank_windows(probs, unc, n, size).map_err(anyhow::Error::msg)?;
-    let georef = InputRaster::open(classes)?.georef();
-    risk_inference::review::write_queue(path, &queue, &georef).map_err(anyhow::Error::msg)?;
+    let map = InputRaster::open(classes)?;
+    let provenance =
+        risk_inference::provenance::derived(&map, format!("review queue ({n} windows of {size} px)"));
+    risk_inference::review::write_queue(path, &queue, &map.georef(), &provenance)
+        .map_err(anyhow::Error::msg)?;
     tracing::info!(
         "{} -> {}: {} window(s) of {size} px, scores {:.3} .. {:.3}",
         classes.display(),
