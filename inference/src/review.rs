@@ -202,7 +202,7 @@ pub fn write_queue(
     let driver_name = crate::vector::driver_for(path)?;
     crate::raster::quiet_gdal_errors();
     let named = |what: &str, e: gdal::errors::GdalError| format!("{}: {what} ({e})", path.display());
-    let temp = TempOutput::new(path, "tmp");
+    let temp = TempOutput::new(path, "tmp").with_sidecar(crate::vector::JOURNAL);
     {
         let drv = DriverManager::get_driver_by_name(driver_name).map_err(|e| named("driver", e))?;
         let mut ds = drv

@@ -39,6 +39,11 @@ use crate::classes::{CLASS_NAMES, NODATA, NUM_CLASSES};
 use crate::output::TempOutput;
 use crate::raster::{GeoTiffWriter, InputRaster, Window, WriteOptions};
 
+/// SQLite's rollback journal beside a GeoPackage being written: removed with an
+/// interrupted temporary, and a stale one beside the final name (SQLite would replay it
+/// into the new file) removed when the output is put in place.
+pub(crate) const JOURNAL: &str = "-journal";
+
 /// How zones are formed and what they carry.
 #[derive(Clone, Debug)]
 pub struct ZoneOptions {
@@ -374,7 +379,7 @@ pub fn write_zones(classes: &Path, output: &Path, opts: &ZoneOptions) -> Result<
     drop(rows);
     drop(sieved);
     // Step 4: polygons into a temporary GeoPackage, then the output with every field.
-    let polygons = TempOutput::new(output, "polygons");
+    let polygons = TempOutput::new(output, "polygons").with_sidecar(JOURNAL);
     polygonize(ids.path(), polygons.path(), opts.eight_connected)?;
     drop(ids);
     let (area_field, pixel_area) = area_unit(&georef);
@@ -394,7 +399,7 @@ pub fn write_zones(classes: &Path, output: &Path, opts: &ZoneOptions) -> Result<
             .unwrap_or(false),
     };
     let expected: usize = report.zones.iter().sum();
-    let temp = TempOutput::new(output, "tmp");
+    let temp = TempOutput::new(output, "tmp").with_sidecar(JOURNAL);
     copy_features(
         polygons.path(),
         temp.path(),
