@@ -10,17 +10,17 @@ use std::process::Command;
 
 use common::{fixture, read_all, root, stderr};
 use risk_inference::fill::fill_nearest;
-use risk_inference::raster::{GeoRef, GeoTiffWriter, InputRaster, Window, WriteOptions};
+use risk_inference::raster::{GeoRef, GeoTiffWriter, InputRaster, PixelType, Window, WriteOptions};
 
 const SIDE: usize = 128;
 
-fn write_u8(path: &Path, data: &[u8], nodata: Option<f64>) {
+fn write<T: PixelType + Copy>(path: &Path, data: &[T], nodata: Option<f64>) {
     let georef = GeoRef::north_up(32633, 600_000.0, 5_000_000.0, 2.0).unwrap();
     let opts = WriteOptions {
         nodata,
         ..WriteOptions::default()
     };
-    let mut wr = GeoTiffWriter::create::<u8>(path, SIDE, SIDE, 3, &georef, opts).unwrap();
+    let mut wr = GeoTiffWriter::create::<T>(path, SIDE, SIDE, 3, &georef, opts).unwrap();
     wr.write_bands(Window::new(0, 0, SIDE, SIDE), data).unwrap();
     wr.finish().unwrap();
 }
@@ -38,15 +38,9 @@ fn probs(input: &Path, out: &Path) -> Vec<f32> {
             "--decision",
             "argmax",
         ])
-        .args([
-            "--tile",
-            "128",
-            "--overlap",
-            "32",
-            "--probs-type",
-            "f32",
-            "--model",
-        ])
+        .args(["--tile", "128", "--overlap", "32", "--probs-type", "f32"])
+        // The float32 twin holds u8-scaled values: the model's own scaling for every input.
+        .args(["--input-scale", "model", "--model"])
         .arg(root().join("models/default.onnx"))
         .arg(input)
         .arg("-o")
@@ -78,7 +72,7 @@ fn a_hole_is_scored_as_if_it_held_its_nearest_valid_values() {
     let valid: Vec<bool> = (0..SIDE * SIDE).map(|i| !hole(i % SIDE, i / SIDE)).collect();
     let mut twin: Vec<f32> = image.iter().map(|&v| v as f32).collect();
     assert!(fill_nearest(&mut twin, SIDE, SIDE, &valid) > 0);
-    let twin: Vec<u8> = twin.iter().map(|&v| v as u8).collect();
+    // (Kept as float32: a filled value may be a mean between two u8 values.)
     for (i, v) in valid.iter().enumerate() {
         if !v {
             for b in 0..3 {
@@ -88,8 +82,8 @@ fn a_hole_is_scored_as_if_it_held_its_nearest_valid_values() {
     }
     let with_hole = dir.path().join("hole.tif");
     let filled = dir.path().join("filled.tif");
-    write_u8(&with_hole, &image, Some(0.0));
-    write_u8(&filled, &twin, Some(0.0));
+    write(&with_hole, &image, Some(0.0));
+    write(&filled, &twin, None);
     let p_hole = probs(&with_hole, &dir.path().join("a.tif"));
     let p_filled = probs(&filled, &dir.path().join("b.tif"));
     let n = SIDE * SIDE;
@@ -115,7 +109,7 @@ fn a_hole_is_scored_as_if_it_held_its_nearest_valid_values() {
     );
     // And the test can tell: the same black hole, not declared nodata, changes them.
     let black = dir.path().join("black.tif");
-    write_u8(&black, &image, None);
+    write(&black, &image, None);
     let p_black = probs(&black, &dir.path().join("c.tif"));
     let moved = (0..n)
         .filter(|&i| valid[i])
