@@ -31,7 +31,7 @@ for seed in $SEEDS; do
             pred="$out/s${seed}_${name}_${decision}.tif"
             # shellcheck disable=SC2086
             "$BIN/risk-infer" "$scene" -m "$MODEL" -o "$pred" --decision "$decision" $args -q
-            "$BIN/risk-eval" --pred "$pred" --truth "$labels" --out "${pred%.tif}_eval" >/dev/null
+            "$BIN/risk-eval" "$pred" --truth "$labels" -o "${pred%.tif}_eval" >/dev/null
         done
     done
 done

@@ -35,7 +35,7 @@ echo "== $size x $size, enhanced, $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/
 /usr/bin/time -v "$py" "$ref" run --in "$scene" --params enhanced --out "$out/py$size" --no-unary \
     >"$out/py$size.json" 2>"$out/py$size.time"
 RISK_CRF_TIMING=1 /usr/bin/time -v "$crf" --img "$scene/img.npy" --prob "$scene/prob.npy" \
-    --preset enhanced --out "$out/rs$size" >"$out/rs$size.json" 2>"$out/rs$size.time"
+    --preset enhanced -o "$out/rs$size" >"$out/rs$size.json" 2>"$out/rs$size.time"
 "$py" "$ref" compare --ref "$out/py$size" --labels "$out/rs$size/labels.npy" --q "$out/rs$size/Q.npy" \
     >"$out/compare$size.txt" || true
 py_wall=$(secs "$(field 'Elapsed (wall clock)' "$out/py$size.time")")
@@ -57,7 +57,7 @@ if [ "$big" -gt 0 ]; then
     [ -f "$scene/prob.npy" ] || "$py" "$ref" scene --size "$big" --seed 1 --out "$scene" >/dev/null
     for tile in ${TILES:-8192 4096}; do
         /usr/bin/time -v "$crf" --img "$scene/img.npy" --prob "$scene/prob.npy" --preset enhanced \
-            --tile "$tile" --out "$out/rs$big-t$tile" >"$out/rs$big-t$tile.json" 2>"$out/rs$big-t$tile.time"
+            --tile "$tile" -o "$out/rs$big-t$tile" >"$out/rs$big-t$tile.json" 2>"$out/rs$big-t$tile.time"
         w=$(secs "$(field 'Elapsed (wall clock)' "$out/rs$big-t$tile.time")")
         r=$(field 'Maximum resident set size' "$out/rs$big-t$tile.time")
         awk -v w="$w" -v r="$r" -v px=$((big * big)) -v t="$tile" -v n="$big" 'BEGIN {

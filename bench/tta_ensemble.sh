@@ -65,7 +65,7 @@ echo "| option | model runs per tile | kappa | QWK | Spearman | accuracy | Mediu
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for i in "${!configs[@]}"; do
     name="${configs[$i]%%|*}"
-    "$bin/risk-eval" --pred "$out/c$i.tif" --truth "$labels" --out "$out/c${i}_eval" >/dev/null
+    "$bin/risk-eval" "$out/c$i.tif" --truth "$labels" -o "$out/c${i}_eval" >/dev/null
     m="$out/c${i}_eval/metrics.json"
     stats=$(gdalinfo -stats "$out/c${i}_u.tif" 2>/dev/null | grep -o "STATISTICS_MEAN=[0-9.e+-]*" | cut -d= -f2 | tr '\n' ' ')
     rm -f "$out/c${i}_u.tif.aux.xml"

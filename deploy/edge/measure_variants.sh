@@ -43,7 +43,7 @@ for crf in off model; do
     for v in fp32 fp16 int8-dynamic int8-static; do
         pred="$out/${v}_crf-$crf.tif"
         "$bin/risk-infer" "$raster" -o "$pred" --model "$out/$v.onnx" --crf "$crf" --threads 2 -q
-        "$bin/risk-eval" --pred "$pred" --truth "$labels" --out "$out/${v}_crf-${crf}_eval" >/dev/null
+        "$bin/risk-eval" "$pred" --truth "$labels" -o "$out/${v}_crf-${crf}_eval" >/dev/null
         gdal_translate -q -of ENVI "$pred" "${pred%.tif}.raw"
         read -r acc qk < <("$py" -c '
 import json, sys

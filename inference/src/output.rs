@@ -18,6 +18,9 @@
 //! - [`check_outputs`]: all output paths of a run, checked before any work: none is an
 //!   input or another output (after resolving symbolic links), none is a folder, device,
 //!   FIFO or socket.
+//! - [`check_raster_output`]: a raster output's name says GeoTIFF (`.tif`, `.tiff`), the
+//!   one format the maps are written in; any other name (`risk.png`, `risk`) is refused
+//!   before any work instead of giving a GeoTIFF under a name that promises another format.
 //! - [`os_reason`]: why a write failed, in the operating system's words ("No space left
 //!   on device"), also when GDAL only says that a TIFF directory could not be written.
 
@@ -458,6 +461,26 @@ pub fn check_outputs(inputs: &[&Path], outputs: &[(&str, &Path)]) -> Result<(), 
     Ok(())
 }
 
+/// Checks that a raster output (`what`: `-o`, `--probs`, ...) is named as the GeoTIFF it
+/// will be: `.tif` or `.tiff`, in any case. The maps are GeoTIFFs (class values, nodata
+/// 255 and the input's georeferencing, which PNG, JPEG or text cannot all hold), so another
+/// extension is a usage error naming the file and the fix.
+pub fn check_raster_output(what: &str, path: &Path) -> Result<(), String> {
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    if matches!(ext.as_deref(), Some("tif" | "tiff")) {
+        return Ok(());
+    }
+    let why = match &ext {
+        Some(e) => format!(".{e} cannot hold a georeferenced class map"),
+        None => "has no extension".to_string(),
+    };
+    Err(format!(
+        "{} ({what}): {why}; outputs are GeoTIFF: use a .tif name, e.g. {}",
+        path.display(),
+        path.with_extension("tif").display()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,5 +557,25 @@ mod tests {
         assert!(e.contains("folder"), "{e}");
         let e = check_outputs(&[], &[("-o", Path::new("d/newdir/"))]).unwrap_err();
         assert!(e.contains("names a folder"), "{e}");
+    }
+
+    #[test]
+    fn raster_outputs_must_be_named_tif() {
+        for ok in ["risk.tif", "a/b.TIF", "x.tiff", "parts/risk.2.tif"] {
+            assert_eq!(check_raster_output("-o", Path::new(ok)), Ok(()), "{ok}");
+        }
+        let e = check_raster_output("-o", Path::new("out/risk.png")).unwrap_err();
+        assert_eq!(
+            e,
+            "out/risk.png (-o): .png cannot hold a georeferenced class map; outputs are GeoTIFF: \
+             use a .tif name, e.g. out/risk.tif"
+        );
+        for bad in ["p.jpg", "p.txt", "p.tif.part", "p"] {
+            let e = check_raster_output("--probs", Path::new(bad)).unwrap_err();
+            assert!(
+                e.starts_with(&format!("{bad} (--probs): ")) && e.contains(".tif"),
+                "{e}"
+            );
+        }
     }
 }

@@ -46,7 +46,7 @@ fn writes_pydensecrf_labels_and_marginals() {
         &prob,
         &"--preset",
         &"enhanced",
-        &"--out",
+        &"-o",
         &out,
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -106,7 +106,7 @@ fn bad_input_is_one_line_naming_the_file() {
     ];
     for (args, file, what) in cases {
         let mut all = args.to_vec();
-        all.extend_from_slice(&[&"--out", &out]);
+        all.extend_from_slice(&[&"-o", &out]);
         let o = risk_crf(&all);
         let err = String::from_utf8(o.stderr).unwrap();
         assert_eq!(o.status.code(), Some(1), "{err}");

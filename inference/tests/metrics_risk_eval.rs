@@ -93,13 +93,12 @@ fn writes_hand_computable_metrics_pngs_and_report() {
     let f = fixture();
     let out = f.root.join("eval");
     let o = risk_eval(&[
-        "--pred".as_ref(),
         f.pred.as_os_str(),
         "--truth".as_ref(),
         f.truth.as_os_str(),
         "--baseline".as_ref(),
         baseline_path().as_os_str(),
-        "--out".as_ref(),
+        "-o".as_ref(),
         out.as_os_str(),
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -216,11 +215,10 @@ fn misaligned_rasters_fail_with_one_line_naming_both_files() {
         write(&path, W, height, &data, &georef, 255.0);
         let out = f.root.join(format!("{name}_eval"));
         let o = risk_eval(&[
-            "--pred".as_ref(),
             path.as_os_str(),
             "--truth".as_ref(),
             f.truth.as_os_str(),
-            "--out".as_ref(),
+            "-o".as_ref(),
             out.as_os_str(),
         ]);
         assert_fails_with(&o, 1, &[name, "labels.tif", "do not align", what]);
@@ -235,12 +233,7 @@ fn a_value_that_is_no_class_fails_naming_the_pixel() {
     pred[3 * W + 7] = 7;
     let path = f.root.join("bad.tif");
     write(&path, W, H, &pred, &georef(10.0, WGS84), 255.0);
-    let o = risk_eval(&[
-        "--pred".as_ref(),
-        path.as_os_str(),
-        "--truth".as_ref(),
-        f.truth.as_os_str(),
-    ]);
+    let o = risk_eval(&[path.as_os_str(), "--truth".as_ref(), f.truth.as_os_str()]);
     assert_fails_with(&o, 1, &["bad.tif", "pixel (7, 3) holds 7"]);
 }
 
@@ -248,7 +241,6 @@ fn a_value_that_is_no_class_fails_naming_the_pixel() {
 fn missing_baseline_and_usage_errors_have_their_exit_codes() {
     let f = fixture();
     let o = risk_eval(&[
-        "--pred".as_ref(),
         f.pred.as_os_str(),
         "--truth".as_ref(),
         f.truth.as_os_str(),
@@ -256,7 +248,7 @@ fn missing_baseline_and_usage_errors_have_their_exit_codes() {
         f.root.join("nope.json").as_os_str(),
     ]);
     assert_fails_with(&o, 1, &["nope.json", "not a metrics JSON file"]);
-    let o = risk_eval(&["--pred".as_ref(), f.pred.as_os_str()]);
+    let o = risk_eval(&[f.pred.as_os_str()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--truth"));
 }
@@ -264,12 +256,7 @@ fn missing_baseline_and_usage_errors_have_their_exit_codes() {
 #[test]
 fn default_output_folder_is_beside_the_prediction() {
     let f = fixture();
-    let o = risk_eval(&[
-        "--pred".as_ref(),
-        f.pred.as_os_str(),
-        "--truth".as_ref(),
-        f.truth.as_os_str(),
-    ]);
+    let o = risk_eval(&[f.pred.as_os_str(), "--truth".as_ref(), f.truth.as_os_str()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(f.root.join("risk_eval/report.md").is_file());
 }
@@ -281,11 +268,10 @@ fn a_prediction_without_any_class_fails_instead_of_writing_undefined_metrics() {
     write(&path, W, H, &vec![255u8; W * H], &georef(10.0, WGS84), 255.0);
     let out = f.root.join("empty_eval");
     let o = risk_eval(&[
-        "--pred".as_ref(),
         path.as_os_str(),
         "--truth".as_ref(),
         f.truth.as_os_str(),
-        "--out".as_ref(),
+        "-o".as_ref(),
         out.as_os_str(),
     ]);
     assert_fails_with(&o, 1, &["empty.tif", "labels.tif", "nothing to evaluate"]);
@@ -328,7 +314,7 @@ fn probabilities_are_scored_through_the_decision_rule() {
             path.as_os_str(),
             "--truth".as_ref(),
             f.truth.as_os_str(),
-            "--out".as_ref(),
+            "-o".as_ref(),
             out.as_os_str(),
         ];
         if let Some(m) = extra {
@@ -353,7 +339,6 @@ fn probabilities_are_scored_through_the_decision_rule() {
     }
     // --decision-model needs --probs: a usage error.
     let o = risk_eval(&[
-        "--pred".as_ref(),
         f.pred.as_os_str(),
         "--truth".as_ref(),
         f.truth.as_os_str(),

@@ -203,11 +203,10 @@ fn full_disk_under_risk_eval_is_reported_and_leaves_nothing() {
     disk.fill();
     let out = disk.path().join("eval");
     let o = Command::new(env!("CARGO_BIN_EXE_risk-eval"))
-        .args(["--pred"])
         .arg(fixture("scene512_labels.tif"))
         .arg("--truth")
         .arg(fixture("scene512_labels.tif"))
-        .arg("--out")
+        .arg("-o")
         .arg(&out)
         .output()
         .unwrap();
@@ -588,7 +587,7 @@ fn errors_into_a_closed_stderr_exit_1() {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
     let o = Command::new(env!("CARGO_BIN_EXE_risk-eval"))
-        .args(["--pred", "missing.tif", "--truth", "missing.tif", "--out"])
+        .args(["missing.tif", "--truth", "missing.tif", "-o"])
         .arg(dir.path().join("eval"))
         .stderr(writer)
         .output()
@@ -604,11 +603,10 @@ fn minor_failures_say_what_is_wrong_and_leave_nothing() {
     let d = dir.path();
     let out = d.join("eval");
     let o = Command::new(env!("CARGO_BIN_EXE_risk-eval"))
-        .args(["--pred"])
         .arg(fixture("scene512_labels.tif"))
         .arg("--truth")
         .arg(fixture("scene700x433_labels.tif"))
-        .arg("--out")
+        .arg("-o")
         .arg(&out)
         .output()
         .unwrap();

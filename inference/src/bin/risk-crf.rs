@@ -3,11 +3,12 @@
 //! can benchmark it.
 //!
 //!     risk-crf --img img.npy (--prob prob.npy | --unary unary.npy) --preset enhanced \
-//!              [--iters K] [--compat potts|ordinal|a,b,...] [--tile 8192 --halo 256] --out DIR
+//!              [--iters K] [--compat potts|ordinal|a,b,...] [--tile 8192 --halo 256] -o DIR
 //!
 //! Inputs: `img.npy` uint8 (H, W, 3); `prob.npy` or `unary.npy` float32 (3, H, W).
 //! Writes `DIR/labels.npy` uint8 (H, W) and `DIR/Q.npy` float32 (3, H, W); prints the
 //! timings and class shares as one JSON line. Exit codes: 0 ok, 1 failure, 2 usage.
+//! `--out` is still accepted for `-o/--output` (older scripts).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,36 +21,49 @@ use risk_inference::crf::{self, CrfParams, CrfTiling, LabelCompat};
 use risk_inference::npy::{read_npy, write_npy};
 
 #[derive(Parser, Debug)]
-#[command(name = "risk-crf", about = "Dense CRF (pydensecrf-compatible) on .npy arrays")]
+#[command(
+    name = "risk-crf",
+    version,
+    about = "Run the edge clean-up (dense CRF, as pydensecrf computes it) alone on .npy arrays",
+    long_about = "Run the edge clean-up (dense CRF, as pydensecrf computes it) alone on .npy arrays.\n\n\
+        For checks against pydensecrf and for benchmarks; risk-infer runs the same CRF on rasters \
+        (--crf). Writes labels.npy and Q.npy into the output folder and prints the timings as JSON.",
+    after_help = "Example:\n  risk-crf --img img.npy --prob prob.npy --preset enhanced -o crf/"
+)]
 struct Args {
     /// Image, uint8 (H, W, 3).
-    #[arg(long)]
+    #[arg(long, help_heading = "Input")]
     img: PathBuf,
     /// Class probabilities, float32 (3, H, W); the unary is -ln(clip(p, 1e-5, 1)).
-    #[arg(long, conflicts_with = "unary", required_unless_present = "unary")]
+    #[arg(
+        long,
+        conflicts_with = "unary",
+        required_unless_present = "unary",
+        help_heading = "Input"
+    )]
     prob: Option<PathBuf>,
     /// Unary energy, float32 (3, H, W).
-    #[arg(long)]
+    #[arg(long, help_heading = "Input")]
     unary: Option<PathBuf>,
-    /// Parameter preset: default (V2) or enhanced (V2.5).
-    #[arg(long, default_value = "default")]
+    /// Settings: default (the CRF's standard ones) or enhanced (more rounds, larger weights).
+    #[arg(long, default_value = "default", help_heading = "CRF")]
     preset: String,
-    /// Override the number of mean-field iterations.
-    #[arg(long)]
+    /// Override the number of rounds (mean-field iterations).
+    #[arg(long, help_heading = "CRF")]
     iters: Option<usize>,
-    /// Label compatibility of both kernels: potts, ordinal (cost w |i - j|) or a 3x3 cost
+    /// Cost of two neighbouring classes: potts, ordinal (cost w |i - j|) or a 3x3 cost
     /// matrix as 9 comma-separated numbers, row by row (pydensecrf's MatrixCompatibility).
-    #[arg(long, value_name = "potts|ordinal|a,b,c,...", value_parser = LabelCompat::parse)]
+    #[arg(long, value_name = "potts|ordinal|a,b,c,...", value_parser = LabelCompat::parse, help_heading = "CRF")]
     compat: Option<LabelCompat>,
-    /// Run in CRF tiles of at most this side (halo included) when the image is larger.
-    #[arg(long, default_value_t = CrfTiling::default().tile)]
+    /// Run in tiles of at most this side (margin included) when the image is larger.
+    #[arg(long, default_value_t = CrfTiling::default().tile, help_heading = "CRF")]
     tile: usize,
-    /// Halo of each CRF tile in pixels.
-    #[arg(long, default_value_t = CrfTiling::default().halo)]
+    /// Margin of each tile in pixels.
+    #[arg(long, default_value_t = CrfTiling::default().halo, help_heading = "CRF")]
     halo: usize,
-    /// Output directory (created).
-    #[arg(long)]
-    out: PathBuf,
+    /// Output folder (created).
+    #[arg(short, long, alias = "out", value_name = "DIR", help_heading = "Outputs")]
+    output: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -134,9 +148,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let t2 = Instant::now();
     let labels = crf::labels_from_q(&q, n);
     let shares_after = crf::class_shares(&labels);
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    write_npy(args.out.join("labels.npy"), &[height, width], &labels)?;
-    write_npy(args.out.join("Q.npy"), &[crf::LABELS, height, width], &q)?;
+    std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
+    write_npy(args.output.join("labels.npy"), &[height, width], &labels)?;
+    write_npy(args.output.join("Q.npy"), &[crf::LABELS, height, width], &q)?;
     let t_write = t2.elapsed().as_secs_f64();
     let fmt = |s: [f64; 3]| format!("[{:.4}, {:.4}, {:.4}]", s[0], s[1], s[2]);
     let _ = writeln!(

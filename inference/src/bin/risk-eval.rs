@@ -1,6 +1,10 @@
 //! `risk-eval`: compare a risk class map with a label raster, print the metrics against a
 //! baseline and the SPEC targets, and write `metrics.json`, two PNGs and `report.md`.
 //!
+//! `risk-eval PRED --truth LABELS [-o DIR]`: the prediction is positional and the output
+//! folder `-o/--output`, as in the other binaries; `--pred` and `--out` stay accepted
+//! (hidden) so that older scripts keep working.
+//!
 //! Argument parsing and exit codes only (0 ok, 1 runtime failure, 2 usage error); the work
 //! is [`risk_inference::metrics::report::evaluate_to_dir`].
 
@@ -14,37 +18,52 @@ use risk_inference::decision::{self, Decision};
 use risk_inference::metrics::report::{self, EvaluateRequest};
 use risk_inference::session::{Device, Model, SessionOptions};
 
-/// Evaluate a risk class map (0 Low, 1 Medium, 2 High, 255 nodata) against labels.
+const INPUT: &str = "Input";
+const OUTPUTS: &str = "Outputs";
+
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(
+    name = "risk-eval",
+    version,
+    about = "Score a risk map against labels: kappa, per-class precision and recall, plots and a report",
+    long_about = "Score a risk map against labels: kappa, per-class precision and recall, plots and a report.\n\n\
+        Both rasters hold classes 0 Low, 1 Medium, 2 High (255 nodata, left out) on one pixel grid. \
+        Prints the metrics beside a baseline and the targets, and writes metrics.json, \
+        confusion_matrix.png, quicklook.png and report.md into the output folder.",
+    after_help = "Examples:\n  risk-eval risk.tif --truth labels.tif -o eval/\n  risk-eval risk.tif --truth labels.tif --baseline models/v2_baseline_metrics.json\n  risk-eval --probs probs.tif --decision-model model.onnx --truth labels.tif -o eval/"
+)]
 struct Args {
-    /// Predicted class map (e.g. the output of risk-infer).
+    /// Predicted risk map (e.g. the output of risk-infer).
     #[arg(
-        long,
-        value_name = "RASTER",
-        required_unless_present = "probs",
-        conflicts_with = "probs"
+        value_name = "PRED",
+        required_unless_present_any = ["pred", "probs"],
+        conflicts_with_all = ["pred", "probs"],
+        help_heading = INPUT
     )]
+    prediction: Option<PathBuf>,
+    /// The predicted risk map, as a flag (scripts written before PRED was positional).
+    #[arg(long, value_name = "RASTER", hide = true, conflicts_with = "probs")]
     pred: Option<PathBuf>,
-    /// Score class probabilities instead (`risk-infer --probs`, u8 or f32): they become
-    /// classes by --decision-model's rule (its risk.decision metadata; argmax without it),
-    /// written to <out>/classes.tif and scored.
-    #[arg(long, value_name = "RASTER")]
+    /// Label raster on the same pixel grid (same size, geotransform and CRS).
+    #[arg(long, value_name = "RASTER", help_heading = INPUT)]
+    truth: PathBuf,
+    /// Score class probabilities instead of a map (risk-infer --probs, u8 or f32).
+    ///
+    /// They become classes by --decision-model's rule (its risk.decision metadata; the most
+    /// probable class without it), written to <output>/classes.tif and scored.
+    #[arg(long, value_name = "RASTER", help_heading = INPUT)]
     probs: Option<PathBuf>,
     /// ONNX model whose decision rule turns --probs into classes.
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", help_heading = INPUT)]
     decision_model: Option<PathBuf>,
-    /// Label raster on the same pixel grid (same size, geotransform and CRS).
-    #[arg(long, value_name = "RASTER")]
-    truth: PathBuf,
     /// metrics.json to compare with, e.g. models/v2_baseline_metrics.json.
-    #[arg(long, value_name = "JSON")]
+    #[arg(long, value_name = "JSON", help_heading = INPUT)]
     baseline: Option<PathBuf>,
-    /// Output folder [default: <pred without extension>_eval beside the prediction].
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
+    /// Output folder [default: <PRED without extension>_eval beside the prediction].
+    #[arg(short, long, alias = "out", value_name = "DIR", help_heading = OUTPUTS)]
+    output: Option<PathBuf>,
     /// Long side of each quicklook panel, in pixels.
-    #[arg(long, value_name = "PX", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=8192))]
+    #[arg(long, value_name = "PX", default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=8192), help_heading = OUTPUTS)]
     quicklook_size: u32,
     /// Score only the pixels inside these windows (a `risk-infer --review` queue, or any
     /// vector file of rectangles in the map's CRS): the map outside them is set to nodata
@@ -66,11 +85,12 @@ fn model_rule(path: &std::path::Path) -> anyhow::Result<Decision> {
 fn run(args: Args) -> anyhow::Result<()> {
     risk_inference::raster::quiet_gdal_errors();
     let input = args
-        .pred
+        .prediction
         .clone()
+        .or(args.pred.clone())
         .or(args.probs.clone())
         .expect("clap requires one");
-    let out_dir = args.out.clone().unwrap_or_else(|| {
+    let out_dir = args.output.clone().unwrap_or_else(|| {
         let stem = input
             .file_stem()
             .map_or("risk".into(), |s| s.to_string_lossy().into_owned());

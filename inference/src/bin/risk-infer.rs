@@ -3,8 +3,9 @@
 //!
 //! Exit codes: 0 all inputs scored (or skipped), 1 a runtime failure (any input failed;
 //! the others still run), 2 a usage error (bad arguments or limits, or an output path
-//! that is an input, another output, a folder, device or FIFO: all checked before any
-//! work), 130 / 143 interrupted by SIGINT / SIGTERM (temporary files removed).
+//! that is not named .tif, or is an input, another output, a folder, device or FIFO: all
+//! checked before any work), 130 / 143 interrupted by SIGINT / SIGTERM (temporary files
+//! removed).
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
@@ -20,7 +21,7 @@ use risk_inference::crf::{CrfParams, LabelCompat};
 use risk_inference::decision::{self, Decision};
 use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
 use risk_inference::input_scale::InputScale;
-use risk_inference::output::check_outputs;
+use risk_inference::output::{check_outputs, check_raster_output};
 use risk_inference::predictor::Predictor;
 use risk_inference::provenance::{ModelRecord, Provenance};
 use risk_inference::raster::{InputRaster, Window};
@@ -30,11 +31,24 @@ use risk_inference::shard::Shard;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::prelude::*;
 
+/// Help headings, one per topic (`--help` lists them in the order of first use below).
+const INPUT: &str = "Input";
+const MODEL: &str = "Model";
+const TILING: &str = "Tiling";
+const CRF: &str = "CRF (edge clean-up)";
+const OUTPUTS: &str = "Outputs";
+const PERFORMANCE: &str = "Performance";
+const GPU: &str = "GPU";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "risk-infer",
     version,
-    about = "Segment rasters into risk classes (0 Low, 1 Medium, 2 High, 255 nodata)",
+    about = "Turn rasters into risk maps (one band: 0 Low, 1 Medium, 2 High, 255 nodata)",
+    long_about = "Turn rasters into risk maps (one band: 0 Low, 1 Medium, 2 High, 255 nodata).\n\n\
+        Each input raster (GeoTIFF or anything GDAL reads) is scored by an ONNX model in tiles and \
+        written as a GeoTIFF on exactly the input's grid. The model's metadata says which bands it \
+        reads and how; `--info MODEL` prints it. Use -h for the short help.",
     after_help = "Examples:\n  risk-infer scene.tif -o risk.tif\n  risk-infer a.tif b.tif --out-dir risk/ --skip-existing\n  risk-infer scene.tif -o risk.tif -m s42.onnx -m s123.onnx -m s456.onnx --tta d4 --uncertainty unc.tif\n  risk-infer --list rasters.txt --out-dir risk/ --device cuda\n  risk-infer --info models/default.onnx\n  risk-infer big.tif -o parts/risk.2.tif --shard 2/4   # then: risk-infer mosaic parts/risk.*.tif -o risk.tif",
     args_conflicts_with_subcommands = true
 )]
@@ -42,157 +56,184 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Input rasters (anything GDAL reads).
+    #[arg(help_heading = INPUT)]
     inputs: Vec<PathBuf>,
-    /// Output class map (one input only).
-    #[arg(short, long)]
-    output: Option<PathBuf>,
-    /// Output folder for many inputs: <stem>_risk.tif per input.
-    #[arg(long)]
-    out_dir: Option<PathBuf>,
     /// Text file with one input path per line (blank lines and # comments ignored).
-    #[arg(long)]
+    #[arg(long, help_heading = INPUT)]
     list: Option<PathBuf>,
-    /// Skip inputs whose output already exists.
-    #[arg(long)]
-    skip_existing: bool,
-    /// ONNX model (default: $RISK_MODEL, else the shipped models/default.onnx). Repeat for
-    /// an ensemble: the members' probabilities are averaged (they must share bands,
-    /// normalisation and tiling).
-    #[arg(short, long)]
-    model: Vec<PathBuf>,
-    /// Test-time augmentation: every tile is also run flipped (flips: 4 views) or under
-    /// all eight flips and rotations (d4), and the predictions, turned back, averaged.
-    #[arg(long, value_enum, default_value_t = Tta::None)]
-    tta: Tta,
-    /// Multi-scale inference: tiles resampled (bilinear) by each factor, e.g. 0.75,1,1.25,
-    /// predicted, brought back to the native grid and averaged.
-    #[arg(long, value_delimiter = ',', default_value = "1", value_parser = parse_scale)]
-    scales: Vec<f32>,
-    /// Print a model's metadata (an .onnx file), or an output raster's provenance and
-    /// class table, and exit.
-    #[arg(long, value_name = "MODEL|RASTER")]
-    info: Option<PathBuf>,
-    /// Execution provider.
-    #[arg(long, value_enum, default_value_t = Device::Auto)]
-    device: Device,
-    /// GPU index for CUDA / TensorRT.
-    #[arg(long, default_value_t = 0)]
-    device_id: i32,
-    /// TensorRT: allow FP16 kernels.
-    #[arg(long)]
-    trt_fp16: bool,
-    /// TensorRT: engine cache folder (reused across runs).
-    #[arg(long)]
-    trt_cache: Option<PathBuf>,
-    /// IO binding: batches through page-locked host tensors bound to the session
-    /// (auto: on for CUDA / TensorRT, off on the CPU).
-    #[arg(long, value_enum, default_value_t = IoBindingMode::Auto)]
-    io_binding: IoBindingMode,
-    /// Threads for ONNX Runtime (intra-op) and the CRF (default: all cores; at most 4x
-    /// the cores).
-    #[arg(long, default_value_t = 0, value_parser = parse_threads)]
-    threads: usize,
-    /// Tile side in pixels, a multiple of 32, at least 64 (default: the model's
-    /// preference).
-    #[arg(long, value_parser = parse_tile)]
-    tile: Option<usize>,
-    /// Tile overlap in pixels, less than half the tile (default: the model's preference).
-    #[arg(long)]
-    overlap: Option<usize>,
-    /// Tiles per model run, or `auto`: doubled from 1 while the tiles/s rise by 10%, up to
-    /// 64, a quarter of --memory-budget, or a failed run (GPU memory); probed once per
-    /// tile shape and logged.
-    #[arg(long, default_value = "4")]
-    batch: BatchSize,
-    /// Memory budget for the pipeline's buffers, e.g. 512M, 2G.
-    #[arg(long, default_value = "2G", value_parser = parse_bytes)]
-    memory_budget: usize,
-    /// Input bands fed to the model, 1-based (default: the model's).
-    #[arg(long, value_delimiter = ',')]
+    /// Input bands fed to the model, 1-based, e.g. 3,2,1 (default: the model's).
+    #[arg(long, value_delimiter = ',', help_heading = INPUT)]
     bands: Option<Vec<usize>>,
-    /// Raw-value scaling when the raster's pixel type is not the one the model expects:
-    /// auto (UInt16 for a Byte model is read as reflectance x 10000, with a warning; other
-    /// types are refused), model (its risk.scale as is) or a factor (raw value x factor
-    /// replaces risk.scale).
-    #[arg(long, default_value = "auto")]
+    /// How pixel values are scaled when the raster's type is not the model's: auto, model or
+    /// a factor.
+    ///
+    /// auto (the default): a uint16 raster for a uint8 model is read as reflectance x 10000,
+    /// with a warning; other types are refused. model: the model's own risk.scale, whatever
+    /// the type. A number: raw value x number replaces risk.scale.
+    #[arg(long, default_value = "auto", help_heading = INPUT)]
     input_scale: InputScale,
-    /// Also write class probabilities (3 bands) to this file (one input only).
-    #[arg(long)]
+    /// Output risk map, a .tif (one input only).
+    #[arg(short, long, help_heading = OUTPUTS)]
+    output: Option<PathBuf>,
+    /// Output folder for many inputs: <name>_risk.tif per input.
+    #[arg(long, help_heading = OUTPUTS)]
+    out_dir: Option<PathBuf>,
+    /// Skip inputs whose output already exists (and is complete).
+    #[arg(long, help_heading = OUTPUTS)]
+    skip_existing: bool,
+    /// Also write the class probabilities (3 bands) to this .tif (one input only).
+    #[arg(long, help_heading = OUTPUTS)]
     probs: Option<PathBuf>,
     /// Pixel type of --probs: u8 (x 255) or f32.
-    #[arg(long, value_enum, default_value_t = ProbsType::U8)]
+    #[arg(long, value_enum, default_value_t = ProbsType::U8, help_heading = OUTPUTS)]
     probs_type: ProbsType,
-    /// Also write the uncertainty to this file (one input only): band 1 the normalised
-    /// predictive entropy (0..1); with an ensemble, --tta or --scales, band 2 the
-    /// normalised mutual information between views (the epistemic part).
-    #[arg(long)]
+    /// Also write a map of how unsure the model is to this .tif (one input only).
+    ///
+    /// Band 1: the normalised predictive entropy (0 sure .. 1 unsure). With an ensemble,
+    /// --tta or --scales, band 2: how much the views disagree (the normalised mutual
+    /// information between views, i.e. the epistemic part).
+    #[arg(long, help_heading = OUTPUTS)]
     uncertainty: Option<PathBuf>,
     /// Pixel type of --uncertainty: f32 or u8 (x 255).
-    #[arg(long, value_enum, default_value_t = ProbsType::F32)]
+    #[arg(long, value_enum, default_value_t = ProbsType::F32, help_heading = OUTPUTS)]
     uncertainty_type: ProbsType,
-    /// Dense CRF refinement: `model` (the model's risk.crf metadata, else off), off,
-    /// default (V2) or enhanced (V2.5).
-    #[arg(long, value_enum, default_value_t = CrfChoice::Model)]
-    crf: CrfChoice,
-    /// Decision rule from probabilities to classes: `model` (the model's fitted
-    /// risk.decision per-class offsets, else argmax) or `argmax`. Applied after blending
-    /// and the ensemble / TTA average, to the CRF's marginals when the CRF runs.
-    #[arg(long, value_enum, default_value_t = DecisionChoice::Model)]
-    decision: DecisionChoice,
-    /// CRF override: mean-field iterations (0 to 100).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=MAX_CRF_ITERS as i64))]
-    crf_iters: Option<u32>,
-    /// CRF override: Gaussian kernel width (px).
-    #[arg(long)]
-    crf_gaussian_sxy: Option<f32>,
-    /// CRF override: Gaussian kernel Potts weight.
-    #[arg(long)]
-    crf_gaussian_compat: Option<f32>,
-    /// CRF override: bilateral kernel spatial width (px).
-    #[arg(long)]
-    crf_bilateral_sxy: Option<f32>,
-    /// CRF override: bilateral kernel colour width (8-bit units).
-    #[arg(long)]
-    crf_bilateral_srgb: Option<f32>,
-    /// CRF override: bilateral kernel Potts weight.
-    #[arg(long)]
-    crf_bilateral_compat: Option<f32>,
-    /// CRF override: label compatibility of both kernels: potts, ordinal (cost w |i - j|,
-    /// so Low beside High costs more than either beside Medium) or a 3x3 cost matrix as 9
-    /// comma-separated numbers, row by row (pydensecrf's MatrixCompatibility, scaled by
-    /// each kernel's weight).
-    #[arg(long, value_name = "potts|ordinal|a,b,c,...", value_parser = LabelCompat::parse)]
-    crf_compat: Option<LabelCompat>,
-    /// Largest CRF tile side in pixels (halo included; reduced to fit --memory-budget).
-    #[arg(long, default_value_t = 8192)]
-    crf_tile: usize,
-    /// Halo in pixels around each CRF tile core, dropped after the CRF.
-    #[arg(long, default_value_t = 256)]
-    crf_halo: usize,
-    /// Colour bands of the CRF's bilateral kernel, 1-based (default: the model's first three).
-    #[arg(long, value_delimiter = ',')]
-    crf_bands: Option<Vec<usize>>,
-    /// Build overviews (factors 2, 4, 8, ... while the overview is at least 256 px).
-    #[arg(long)]
+    /// Build overviews, for fast display when zoomed out (factors 2, 4, 8, ... while the
+    /// overview is at least 256 px).
+    #[arg(long, help_heading = OUTPUTS)]
     overviews: bool,
     /// Write Cloud Optimized GeoTIFFs (internal overviews chosen by GDAL's COG driver).
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUTS)]
     cog: bool,
     #[command(flatten)]
     zones: ZoneArgs,
     /// Also write a labelling queue: the N windows where the model is least sure about
     /// Medium (P(Medium) x (entropy + mutual information)), ranked, non-overlapping, as
     /// rectangles with their scores in a .gpkg or .geojson file (one input only).
-    #[arg(long, num_args = 2, value_names = ["N", "FILE"])]
+    #[arg(long, num_args = 2, value_names = ["N", "FILE"], help_heading = OUTPUTS)]
     review: Option<Vec<String>>,
     /// Side of the --review windows in pixels.
-    #[arg(long, default_value_t = 256, value_name = "PX", requires = "review")]
+    #[arg(long, default_value_t = 256, value_name = "PX", requires = "review", help_heading = OUTPUTS)]
     review_size: usize,
-    /// Run part I of N (0-based, e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT): for one
-    /// input, a band of its rows (the output covers those rows only; `risk-infer mosaic`
-    /// joins the parts into the single run's map); for many inputs, every N-th input.
-    #[arg(long, value_name = "I/N")]
+    /// ONNX model (default: $RISK_MODEL, else the shipped models/default.onnx). Repeat for an
+    /// ensemble: the models' probabilities are averaged.
+    ///
+    /// The models of an ensemble must share bands, normalisation and tiling.
+    #[arg(short, long, help_heading = MODEL)]
+    model: Vec<PathBuf>,
+    /// Print a model's metadata (an .onnx file: bands, scaling, tile size, CRF, decision
+    /// rule), or an output raster's provenance and class table, and exit.
+    #[arg(long, value_name = "MODEL|RASTER", help_heading = MODEL)]
+    info: Option<PathBuf>,
+    /// How probabilities become classes: model (the model's fitted rule, else the most
+    /// probable class) or argmax (always the most probable class).
+    ///
+    /// The model's rule is its risk.decision metadata: per-class offsets added to the log
+    /// probabilities. It applies after blending and the ensemble / TTA average, and to the
+    /// CRF's output when the CRF runs.
+    #[arg(long, value_enum, default_value_t = DecisionChoice::Model, help_heading = MODEL)]
+    decision: DecisionChoice,
+    /// Test-time augmentation: also run each tile flipped (flips: 4 views) or flipped and
+    /// rotated (d4: 8 views) and average; slower, often a little better.
+    ///
+    /// Each view's prediction is turned back before the average.
+    #[arg(long, value_enum, default_value_t = Tta::None, help_heading = MODEL)]
+    tta: Tta,
+    /// Also run the tiles resized by these factors, e.g. 0.75,1,1.25, and average.
+    ///
+    /// Tiles are resampled (bilinear) by each factor, predicted, brought back to the native
+    /// grid and averaged.
+    #[arg(long, value_delimiter = ',', default_value = "1", value_parser = parse_scale, help_heading = MODEL)]
+    scales: Vec<f32>,
+    /// Tile side in pixels, a multiple of 32, at least 64 (default: the model's).
+    #[arg(long, value_parser = parse_tile, help_heading = TILING)]
+    tile: Option<usize>,
+    /// Tile overlap in pixels, less than half the tile (default: the model's).
+    #[arg(long, help_heading = TILING)]
+    overlap: Option<usize>,
+    /// Run part I of N (0-based), e.g. one part per cluster job; `risk-infer mosaic` joins
+    /// the parts.
+    ///
+    /// E.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT. For one input, a band of its rows
+    /// (the output covers those rows only; `risk-infer mosaic` joins the parts into the
+    /// single run's map); for many inputs, every N-th input.
+    #[arg(long, value_name = "I/N", help_heading = TILING)]
     shard: Option<Shard>,
+    /// Edge-following clean-up of the map (a dense CRF): model (the default: as the model
+    /// says), off, default (the CRF's standard settings) or enhanced.
+    #[arg(long, value_enum, default_value_t = CrfChoice::Model, help_heading = CRF)]
+    crf: CrfChoice,
+    /// Clean-up rounds (0 to 100).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=MAX_CRF_ITERS as i64), help_heading = CRF)]
+    crf_iters: Option<u32>,
+    /// Width in pixels of the plain smoothing kernel (Gaussian sxy).
+    #[arg(long, help_heading = CRF)]
+    crf_gaussian_sxy: Option<f32>,
+    /// Weight of the plain smoothing kernel (Gaussian Potts weight).
+    #[arg(long, help_heading = CRF)]
+    crf_gaussian_compat: Option<f32>,
+    /// Width in pixels of the colour-aware kernel (bilateral sxy).
+    #[arg(long, help_heading = CRF)]
+    crf_bilateral_sxy: Option<f32>,
+    /// Colour tolerance of the colour-aware kernel, in 8-bit units (bilateral srgb).
+    #[arg(long, help_heading = CRF)]
+    crf_bilateral_srgb: Option<f32>,
+    /// Weight of the colour-aware kernel (bilateral Potts weight).
+    #[arg(long, help_heading = CRF)]
+    crf_bilateral_compat: Option<f32>,
+    /// Cost of two neighbouring classes: potts, ordinal (Low beside High costs more than
+    /// either beside Medium) or 9 numbers.
+    ///
+    /// potts: every pair of different classes costs the same. ordinal: cost w |i - j|. Nine
+    /// comma-separated numbers: a 3x3 cost matrix, row by row (pydensecrf's
+    /// MatrixCompatibility, scaled by each kernel's weight).
+    #[arg(long, value_name = "potts|ordinal|a,b,c,...", value_parser = LabelCompat::parse, help_heading = CRF)]
+    crf_compat: Option<LabelCompat>,
+    /// Largest clean-up tile side in pixels (margin included; reduced to fit
+    /// --memory-budget).
+    #[arg(long, default_value_t = 8192, help_heading = CRF)]
+    crf_tile: usize,
+    /// Margin in pixels around each clean-up tile, dropped afterwards.
+    #[arg(long, default_value_t = 256, help_heading = CRF)]
+    crf_halo: usize,
+    /// Colour bands the clean-up follows, 1-based (default: the model's first three).
+    #[arg(long, value_delimiter = ',', help_heading = CRF)]
+    crf_bands: Option<Vec<usize>>,
+    /// CPU threads for the model and the clean-up (default: all cores; at most 4x the
+    /// cores).
+    ///
+    /// Sets ONNX Runtime's intra-op threads and the CRF's thread pool: a Slurm task's or a
+    /// pod's CPU share rather than the node's cores.
+    #[arg(long, default_value_t = 0, value_parser = parse_threads, help_heading = PERFORMANCE)]
+    threads: usize,
+    /// Tiles per model run, or auto (finds the fastest).
+    ///
+    /// auto: doubled from 1 while the tiles/s rise by 10%, up to 64, a quarter of
+    /// --memory-budget, or a failed run (GPU memory); probed once per tile shape and logged.
+    #[arg(long, default_value = "4", help_heading = PERFORMANCE)]
+    batch: BatchSize,
+    /// Memory for the pipeline's buffers, e.g. 512M, 2G.
+    #[arg(long, default_value = "2G", value_parser = parse_bytes, help_heading = PERFORMANCE)]
+    memory_budget: usize,
+    /// Where the model runs: auto (TensorRT, else CUDA, else the CPU), cpu, cuda or
+    /// tensorrt.
+    #[arg(long, value_enum, default_value_t = Device::Auto, help_heading = GPU)]
+    device: Device,
+    /// Which GPU, for cuda / tensorrt.
+    #[arg(long, default_value_t = 0, help_heading = GPU)]
+    device_id: i32,
+    /// TensorRT: allow half-precision (faster, slightly less exact).
+    #[arg(long, help_heading = GPU)]
+    trt_fp16: bool,
+    /// TensorRT: folder to keep its compiled engines in between runs.
+    #[arg(long, help_heading = GPU)]
+    trt_cache: Option<PathBuf>,
+    /// Faster transfers to the GPU: auto (on for cuda / tensorrt, off on the CPU), on or
+    /// off.
+    ///
+    /// On: batches go through page-locked host tensors bound to the session (ONNX Runtime's
+    /// IO binding).
+    #[arg(long, value_enum, default_value_t = IoBindingMode::Auto, help_heading = GPU)]
+    io_binding: IoBindingMode,
     /// Only errors on stderr; no progress bar.
     #[arg(short, long, global = true)]
     quiet: bool,
@@ -205,7 +246,7 @@ enum Command {
         /// Part rasters: same CRS, pixel size, bands and pixel type; disjoint.
         #[arg(required = true)]
         parts: Vec<PathBuf>,
-        /// Output GeoTIFF.
+        /// Output GeoTIFF (.tif).
         #[arg(short, long)]
         output: PathBuf,
         /// Build overviews (factors 2, 4, 8, ... while the overview is at least 256 px).
@@ -232,14 +273,14 @@ struct ZoneArgs {
     /// Also write the risk zones as polygons (one per connected zone of one class, with
     /// class, name, pixels, area, and the mean probability / uncertainty when --probs /
     /// --uncertainty are written) to this .gpkg (GeoPackage) or .geojson file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = OUTPUTS)]
     vector: Option<PathBuf>,
     /// Zones smaller than this many pixels are merged into their largest neighbour before
     /// polygonising (GDAL's sieve; specks enclosed by nodata are dropped).
-    #[arg(long, default_value_t = 0, value_name = "PIXELS", requires = "vector")]
+    #[arg(long, default_value_t = 0, value_name = "PIXELS", requires = "vector", help_heading = OUTPUTS)]
     min_area: usize,
     /// Zones join pixels that touch at a corner, not only along an edge.
-    #[arg(long, requires = "vector")]
+    #[arg(long, requires = "vector", help_heading = OUTPUTS)]
     eight_connected: bool,
 }
 
@@ -288,15 +329,21 @@ impl ZoneArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum CrfChoice {
+    /// As the model's metadata says (risk.crf), else off. This is the default.
     Model,
+    /// No clean-up.
     Off,
+    /// The CRF's standard settings (its own name; not this option's default).
     Default,
+    /// Stronger settings: more rounds, larger weights.
     Enhanced,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum DecisionChoice {
+    /// The model's fitted rule (risk.decision), else argmax. This is the default.
     Model,
+    /// The most probable class.
     Argmax,
 }
 
@@ -945,6 +992,7 @@ fn mosaic(
     let mut outputs = vec![("-o", output)];
     outputs.extend(vector.map(|v| ("--vector", v)));
     check_outputs(&inputs, &outputs).map_err(Usage)?;
+    check_raster_output("-o", output).map_err(Usage)?;
     let t0 = std::time::Instant::now();
     let report = risk_inference::shard::mosaic(parts, output, overviews, cog)?;
     tracing::info!(
@@ -981,8 +1029,9 @@ fn shares(counts: &[u64; 4]) -> String {
 }
 
 /// Every output path of the run, checked before any work (a usage error): none is an
-/// input, a model or another output, none is a folder, device or FIFO. Batch outputs
-/// are named after their inputs, so two inputs of one stem in different folders collide.
+/// input, a model or another output, none is a folder, device or FIFO, and each raster
+/// output is named .tif (the format written). Batch outputs are named after their inputs, so two inputs of
+/// one stem in different folders collide.
 fn check_paths(cli: &Cli, jobs: &[(PathBuf, PathBuf)], models: &[PathBuf]) -> anyhow::Result<()> {
     let mut inputs: Vec<&Path> = jobs.iter().map(|(i, _)| i.as_path()).collect();
     inputs.extend(models.iter().map(PathBuf::as_path));
@@ -1001,10 +1050,17 @@ fn check_paths(cli: &Cli, jobs: &[(PathBuf, PathBuf)], models: &[PathBuf]) -> an
         .collect();
     outputs.extend(cli.probs.as_deref().map(|p| ("--probs", p)));
     outputs.extend(cli.uncertainty.as_deref().map(|p| ("--uncertainty", p)));
+    // The GeoTIFFs among them: their extension is checked after what each path is (a
+    // folder, a FIFO, an input), which says more.
+    let rasters = outputs.len();
     outputs.extend(cli.zones.vector.as_deref().map(|p| ("--vector", p)));
     let review = review_of(cli)?;
     outputs.extend(review.as_ref().map(|(_, p)| ("--review", p.as_path())));
-    check_outputs(&inputs, &outputs).map_err(|e| Usage(e).into())
+    check_outputs(&inputs, &outputs).map_err(Usage)?;
+    for (what, path) in &outputs[..rasters] {
+        check_raster_output(what, path).map_err(Usage)?;
+    }
+    Ok(())
 }
 
 /// Whether an existing output is a finished run's for `input`: it opens, and its grid

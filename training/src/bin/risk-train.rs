@@ -4,6 +4,10 @@
 //! a checkpoint as an ONNX model), `decide` (fit a model's decision rule on a validation
 //! scene).
 //! Exit codes: 0 ok, 1 runtime failure, 2 usage error (clap, or a bad config).
+//!
+//! One style with the other binaries: main inputs positional (`fit CONFIG`, `export
+//! CHECKPOINT`, `decide MODEL`), outputs `-o/--output`; the older `fit --config` and
+//! `fixtures --out` stay accepted (hidden) for scripts.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,7 +26,8 @@ use risk_training::train;
 #[command(
     name = "risk-train",
     version,
-    about = "Train and export the risk segmentation model"
+    about = "Train a risk model on an image and its labels, and export it for risk-infer (ONNX)",
+    after_help = "Examples:\n  risk-train fit my.yaml\n  risk-train export out/runs/my/best.safetensors --config my.yaml -o my.onnx\n  risk-train synth --image scene.tif --labels labels.tif --width 512 --height 512"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -77,8 +82,9 @@ enum Command {
     },
     /// Write the committed test scenes (synth::FIXTURES) into a folder.
     Fixtures {
-        #[arg(long, default_value = "fixtures")]
-        out: PathBuf,
+        /// Output folder.
+        #[arg(short, long, alias = "out", value_name = "DIR", default_value = "fixtures")]
+        output: PathBuf,
     },
     /// Train the model per a config.yaml (see training/config.yaml for every field).
     Fit(FitArgs),
@@ -272,9 +278,16 @@ fn parse_device(s: &str) -> Result<DeviceChoice, String> {
 
 #[derive(clap::Args)]
 struct FitArgs {
-    /// The run's config.yaml.
-    #[arg(long)]
-    config: PathBuf,
+    /// The run's config.yaml (see training/config.yaml for every field).
+    #[arg(
+        value_name = "CONFIG",
+        required_unless_present = "config_flag",
+        conflicts_with = "config_flag"
+    )]
+    config: Option<PathBuf>,
+    /// The config as a flag (scripts written before CONFIG was positional).
+    #[arg(long = "config", id = "config_flag", value_name = "CONFIG", hide = true)]
+    config_flag: Option<PathBuf>,
     /// Continue from the run folder's last checkpoint and state.json.
     #[arg(long)]
     resume: bool,
@@ -298,6 +311,7 @@ struct FitArgs {
 fn fit(args: FitArgs) -> anyhow::Result<()> {
     let FitArgs {
         config,
+        config_flag,
         resume,
         seed,
         seeds,
@@ -305,6 +319,7 @@ fn fit(args: FitArgs) -> anyhow::Result<()> {
         init_weights,
         device,
     } = args;
+    let config = config.or(config_flag).expect("clap requires a config");
     let mut cfg = TrainConfig::from_yaml(&config)?;
     if let Some(e) = epochs {
         cfg.optim.epochs = e;
@@ -501,8 +516,8 @@ fn main() -> ExitCode {
             synth_stats(&seeds, train_seed, size, generator);
             Ok(())
         }
-        Command::Fixtures { out } => synth::FIXTURES.iter().try_for_each(|f| {
-            f.write(&out)
+        Command::Fixtures { output } => synth::FIXTURES.iter().try_for_each(|f| {
+            f.write(&output)
                 .map(|counts| println!("{}: {}x{} {counts}", f.name, f.width, f.height))
         }),
         Command::Export(args) => {
@@ -542,5 +557,49 @@ fn main() -> ExitCode {
             eprintln!("risk-train: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(args)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+    }
+
+    /// The workspace's CLI style: the main input positional, outputs `-o/--output`, the
+    /// older spellings (`fit --config`, `fixtures --out`) still accepted.
+    #[test]
+    fn main_inputs_are_positional_and_outputs_dash_o() {
+        Cli::command().debug_assert();
+        let config = |c: Command| match c {
+            Command::Fit(a) => a.config.or(a.config_flag),
+            _ => panic!("not fit"),
+        };
+        let want = Some(std::path::PathBuf::from("my.yaml"));
+        assert_eq!(config(parse(&["risk-train", "fit", "my.yaml"])), want);
+        assert_eq!(config(parse(&["risk-train", "fit", "--config", "my.yaml"])), want);
+        assert!(Cli::try_parse_from(["risk-train", "fit"]).is_err());
+        assert!(Cli::try_parse_from(["risk-train", "fit", "a.yaml", "--config", "b.yaml"]).is_err());
+        for flag in ["-o", "--output", "--out"] {
+            match parse(&["risk-train", "fixtures", flag, "dir"]) {
+                Command::Fixtures { output } => assert_eq!(output, std::path::Path::new("dir")),
+                _ => panic!("not fixtures"),
+            }
+        }
+        match parse(&["risk-train", "export", "best.safetensors", "-o", "m.onnx"]) {
+            Command::Export(a) => assert_eq!(a.output, std::path::Path::new("m.onnx")),
+            _ => panic!("not export"),
+        }
+        let help = Cli::command().render_help().to_string();
+        assert!(
+            help.starts_with("Train a risk model on an image and its labels"),
+            "{help}"
+        );
     }
 }
