@@ -16,7 +16,7 @@
 //! |---|---|---|
 //! | `risk.bands` | 1-based input bands, comma-separated | `1,2,3` (first C bands) |
 //! | `risk.scale` | factor applied to raw values, one or per band | 1/255 for Byte bands, else 1 |
-//! | `risk.input_type` | GDAL pixel type `risk.scale` is for (see `crate::input_scale`) | `Byte` when every scale is 1/255 |
+//! | `risk.input_type` | GDAL pixel type `risk.scale` is for (see `crate::input_scale`; `risk-train export --config` writes the training images') | `Byte` when every scale is 1/255 |
 //! | `risk.mean`, `risk.std` | normalisation after scaling, per band | 0 and 1 |
 //! | `risk.class_names` | comma-separated class names | `Low,Medium,High` |
 //! | `risk.tile_size`, `risk.tile_overlap` | preferred tiling in pixels | 512, 64 |

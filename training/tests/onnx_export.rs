@@ -263,3 +263,89 @@ fn cli_export_to_a_missing_folder_is_one_line() {
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// `risk-train export --config` writes `risk.input_type`, the GDAL pixel type of the
+/// training image's model bands, so that risk-infer checks rasters against what the model
+/// was trained on (`risk_inference::input_scale`): a UInt16-trained model (scale 1/10000)
+/// takes UInt16 rasters with its own scale and refuses Byte ones; a Byte-trained one states
+/// Byte. An unreadable training image leaves the key out, with one warning line.
+#[test]
+fn cli_export_states_the_training_images_pixel_type() {
+    use risk_inference::input_scale::{InputScale, band_scales, expected_type};
+    use risk_inference::raster::{GeoRef, GeoTiffWriter, PixelType, Window, WriteOptions};
+
+    fn write<T: PixelType + Copy + Default>(path: &Path, bands: usize) {
+        let georef = GeoRef::north_up(32633, 600_000.0, 5_000_000.0, 10.0).unwrap();
+        let mut w =
+            GeoTiffWriter::create::<T>(path, 32, 32, bands, &georef, WriteOptions::default()).unwrap();
+        w.write_bands(Window::new(0, 0, 32, 32), &vec![T::default(); bands * 32 * 32])
+            .unwrap();
+        w.finish().unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write::<u16>(&d.join("u16.tif"), 4);
+    write::<u8>(&d.join("u8.tif"), 3);
+    write::<u8>(&d.join("labels.tif"), 1);
+    let cases = [
+        ("u16.tif", "10000", Some("UInt16")),
+        ("u8.tif", "255", Some("Byte")),
+        ("missing.tif", "255", None),
+    ];
+    for (image, scale, want) in cases {
+        let config = d.join(format!("{image}.yaml"));
+        std::fs::write(
+            &config,
+            format!(
+                "data:\n  image: {image}\n  labels: labels.tif\n  bands: [3, 2, 1]\n  scale: {scale}\n\
+                 model:\n  encoder: b0\n"
+            ),
+        )
+        .unwrap();
+        let out = d.join(format!("{image}.onnx"));
+        let o = Command::new(env!("CARGO_BIN_EXE_risk-train"))
+            .args(["export", "--random-init", "--config"])
+            .arg(&config)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{image}: {err}");
+        let model = Model::load(
+            &out,
+            &SessionOptions {
+                device: Device::Cpu,
+                threads: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let info = model.info();
+        assert_eq!(
+            info.properties.get("risk.input_type").map(String::as_str),
+            want,
+            "{image}"
+        );
+        match want {
+            Some(_) => assert!(!err.contains("warning"), "{image}: {err}"),
+            None => {
+                let warning: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+                assert_eq!(warning.len(), 1, "{err}");
+                assert!(
+                    warning[0].contains("risk.input_type not written") && warning[0].contains("missing.tif"),
+                    "{err}"
+                );
+            }
+        }
+        if image == "u16.tif" {
+            assert_eq!(expected_type(info).as_deref(), Some("UInt16"));
+            let u16s = vec!["UInt16".to_string(); 3];
+            let (scales, warning) = band_scales(info, &[3, 2, 1], &u16s, InputScale::Auto).unwrap();
+            assert_eq!((scales, warning), (vec![1e-4f32; 3], None));
+            let bytes = vec!["Byte".to_string(); 3];
+            let e = band_scales(info, &[3, 2, 1], &bytes, InputScale::Auto).unwrap_err();
+            assert!(e.contains("expects UInt16"), "{e}");
+        }
+    }
+}

@@ -14,7 +14,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use risk_training::config::TrainConfig;
+use risk_inference::raster::InputRaster;
+use risk_training::config::{DataConfig, TrainConfig};
 use risk_training::device::DeviceChoice;
 use risk_training::model::{RiskUNet, UNetConfig};
 use risk_training::onnx::{self, ExportOptions};
@@ -145,7 +146,8 @@ struct ExportArgs {
     #[arg(short, long)]
     output: PathBuf,
     /// The run's config.yaml: network (encoder, attention, bands) and the normalisation
-    /// written into the metadata; without it, `--encoder` with RGB and ImageNet defaults.
+    /// written into the metadata, and the training images' pixel type (risk.input_type);
+    /// without it, `--encoder` with RGB and ImageNet defaults.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Encoder when no `--config` is given.
@@ -214,6 +216,38 @@ fn validation_metrics(checkpoint: &std::path::Path) -> anyhow::Result<Option<Str
     Ok(Some(json.to_string()))
 }
 
+/// `risk.input_type`: GDAL's name of the pixel type of the training images' model bands
+/// (`data.image` and every `data.scenes` image), the type whose values `data.scale` was
+/// chosen for. risk-infer checks each raster against it (`risk_inference::input_scale`).
+/// `Err` says why no single type can be stated: an image that cannot be read (e.g. an
+/// export on another machine), or bands of more than one type.
+fn training_input_type(data: &DataConfig) -> Result<String, String> {
+    let images = std::iter::once(&data.image).chain(data.scenes.iter().map(|s| &s.image));
+    let mut types: Vec<(String, &std::path::Path)> = Vec::new();
+    for image in images {
+        let raster = InputRaster::open(image).map_err(|e| e.to_string())?;
+        for &band in &data.bands {
+            let t = raster
+                .band_type_name(band)
+                .map_err(|e| format!("{}: {e}", image.display()))?;
+            if !types.iter().any(|(seen, _)| *seen == t) {
+                types.push((t, image));
+            }
+        }
+    }
+    match types.as_slice() {
+        [(t, _)] => Ok(t.clone()),
+        _ => Err(format!(
+            "the training images mix pixel types: {}",
+            types
+                .iter()
+                .map(|(t, p)| format!("{t} in {}", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 fn export(args: ExportArgs) -> anyhow::Result<()> {
     let cfg_file = args.config.as_deref().map(TrainConfig::from_yaml).transpose()?;
     let unet = match &cfg_file {
@@ -237,6 +271,15 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         metadata.insert("risk.mean".into(), join(&c.data.mean));
         metadata.insert("risk.std".into(), join(&c.data.std));
         metadata.insert("risk.training".into(), serde_json::to_string(c)?);
+        match training_input_type(&c.data) {
+            Ok(t) => {
+                metadata.insert("risk.input_type".into(), t);
+            }
+            Err(why) => eprintln!(
+                "risk-train: warning: risk.input_type not written ({why}); risk-infer will assume Byte \
+                 if risk.scale is 1/255 and check nothing otherwise; pass --meta risk.input_type=TYPE to state it"
+            ),
+        }
     }
     let version = args.model_version.unwrap_or_else(|| match &args.checkpoint {
         Some(p) => format!("{} attention U-Net, {}", unet.encoder.name, p.display()),
