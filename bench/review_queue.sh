@@ -27,7 +27,7 @@ for s in $SEEDS; do
   [ -f "$lab" ] || "$BIN/risk-train" synth --generator v1 --width "$SIZE" --height "$SIZE" --seed "$s" --image "$img" --labels "$lab"
   "$BIN/risk-infer" -q "$img" -m "$MODEL" -o "$OUT/risk_s$s.tif" --tta "$TTA" --uncertainty "$OUT/unc_s$s.tif" \
     --review "$N" "$OUT/review_s$s.gpkg" --review-size "$WIN"
-  "$BIN/risk-eval" --pred "$OUT/risk_s$s.tif" --truth "$lab" --windows "$OUT/review_s$s.gpkg" --out "$OUT/eval_s${s}_queue" >/dev/null
+  "$BIN/risk-eval" "$OUT/risk_s$s.tif" --truth "$lab" --windows "$OUT/review_s$s.gpkg" -o "$OUT/eval_s${s}_queue" >/dev/null
   gt=$(gdalinfo -json "$OUT/risk_s$s.tif" | python3 -c 'import json,sys; print(*json.load(sys.stdin)["geoTransform"])')
   for d in $(seq 1 "$DRAWS"); do
     # N random non-overlapping windows (rejection sampling), as GeoJSON rectangles.
@@ -46,7 +46,7 @@ feats = [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "
     at(x, y), at(x + win, y), at(x + win, y + win), at(x, y + win), at(x, y)]]}} for x, y in taken]
 json.dump({"type": "FeatureCollection", "features": feats}, open(path, "w"))
 EOF
-    "$BIN/risk-eval" --pred "$OUT/risk_s$s.tif" --truth "$lab" --windows "$OUT/random_s${s}_$d.geojson" --out "$OUT/eval_s${s}_random$d" >/dev/null
+    "$BIN/risk-eval" "$OUT/risk_s$s.tif" --truth "$lab" --windows "$OUT/random_s${s}_$d.geojson" -o "$OUT/eval_s${s}_random$d" >/dev/null
   done
   python3 - "$OUT" "$s" "$DRAWS" <<'EOF'
 import json, sys

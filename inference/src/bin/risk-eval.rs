@@ -67,8 +67,8 @@ struct Args {
     quicklook_size: u32,
     /// Score only the pixels inside these windows (a `risk-infer --review` queue, or any
     /// vector file of rectangles in the map's CRS): the map outside them is set to nodata
-    /// in <out>/windows_pred.tif, which is scored.
-    #[arg(long, value_name = "VECTOR")]
+    /// in <output>/windows_pred.tif, which is scored.
+    #[arg(long, value_name = "VECTOR", help_heading = INPUT)]
     windows: Option<PathBuf>,
 }
 
