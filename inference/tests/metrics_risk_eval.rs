@@ -154,22 +154,23 @@ fn writes_hand_computable_metrics_pngs_and_report() {
     );
     assert!(stdout.contains("SPEC targets met: 4 of 4"), "{stdout}");
 
-    // Quicklook: 40 x 30 at full resolution, enlarged 6x to 240 x 180 per panel. The Low
-    // green covers the truth's 395 and the prediction's 300 Low pixels, plus its legend swatch.
+    // Quicklook, drawn at twice its layout size: 40 x 30 at full resolution, enlarged 12x
+    // to 480 x 360 pixels per panel. The Low green covers the truth's 395 and the
+    // prediction's 300 Low pixels, plus its 32 x 32 px legend swatch.
     let quicklook = image::open(out.join("quicklook.png")).unwrap().to_rgb8();
     assert!(
-        quicklook.width() >= 3 * 240 && quicklook.height() > 180,
+        quicklook.width() >= 3 * 480 && quicklook.height() > 360,
         "{:?}",
         quicklook.dimensions()
     );
     let count = |img: &image::RgbImage, c| img.pixels().filter(|p| **p == c).count();
-    assert_eq!(count(&quicklook, CLASS_COLOURS[0]), 36 * (395 + 300) + 16 * 16);
-    assert_eq!(count(&quicklook, CLASS_COLOURS[1]), 36 * (400 + 300) + 16 * 16);
+    assert_eq!(count(&quicklook, CLASS_COLOURS[0]), 144 * (395 + 300) + 32 * 32);
+    assert_eq!(count(&quicklook, CLASS_COLOURS[1]), 144 * (400 + 300) + 32 * 32);
     // Grey: 5 truth + 10 prediction nodata pixels, 15 in the errors panel, the swatch.
-    assert_eq!(count(&quicklook, NODATA_COLOUR), 36 * (5 + 10 + 15) + 16 * 16);
+    assert_eq!(count(&quicklook, NODATA_COLOUR), 144 * (5 + 10 + 15) + 32 * 32);
     let confusion = image::open(out.join("confusion_matrix.png")).unwrap().to_rgb8();
     assert!(
-        confusion.width() >= 450 && confusion.height() >= 450,
+        confusion.width() >= 900 && confusion.height() >= 900,
         "{:?}",
         confusion.dimensions()
     );

@@ -8,11 +8,21 @@
 //!   common error of the block (prediction under or over the truth, by 1 or 2 classes) and
 //!   its strength the share of wrong pixels in the block.
 //! - [`render_quicklook`] and [`render_confusion`] lay the figures out with a title,
-//!   labels and a legend; text is drawn with the public-domain 8 x 8 bitmap font of the
-//!   `font8x8` crate, scaled by whole pixels, so no font files are needed.
+//!   labels and a legend, in layout units drawn [`RESOLUTION`] output pixels each (sharp on
+//!   high-density screens and in print). Text is anti-aliased TrueType: Liberation Sans
+//!   (SIL Open Font License 1.1, vendored under `inference/assets/fonts/` with its
+//!   licence) rasterised by `ab_glyph`.
+//! - A metric that is undefined (precision of a class never predicted, recall of a class
+//!   absent from the truth, kappa or rho of a single-class map) is written "-", as in
+//!   `report.md`, never as 0.
 //!
-//! Colours: Low green, Medium amber, High red (the class maps' palette), nodata grey.
+//! Colours: Low green, Medium amber, High red (the class maps' palette), nodata grey. In
+//! the errors panel the hue alone says the kind of error (four hues of about the same
+//! lightness), so that lightness has one meaning: paler is fewer wrong pixels in the block.
 
+use std::sync::OnceLock;
+
+use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use image::{Rgb, RgbImage};
 
 use super::{CLASS_NAMES, ConfusionMatrix, Metrics, NUM_CLASSES};
@@ -31,22 +41,43 @@ pub const CLASS_COLOURS: [Rgb<u8>; NUM_CLASSES] = {
 pub const NODATA_COLOUR: Rgb<u8> = Rgb([150, 150, 150]);
 /// Errors panel: prediction equals truth.
 pub const CORRECT_COLOUR: Rgb<u8> = Rgb([250, 250, 250]);
-/// Errors panel, by kind: under by 1, under by 2, over by 1, over by 2.
+/// Errors panel, by kind: under by 1 (blue), under by 2 (teal), over by 1 (purple), over
+/// by 2 (magenta). Four hues of about the same lightness (CIE L* 44 to 48): the kind is the
+/// hue, and lightness only the share of wrong pixels (see the module docs).
 pub const ERROR_COLOURS: [Rgb<u8>; 4] = [
-    Rgb([107, 174, 214]),
-    Rgb([8, 69, 148]),
-    Rgb([194, 140, 210]),
-    Rgb([118, 42, 131]),
+    Rgb([40, 110, 200]),
+    Rgb([0, 120, 110]),
+    Rgb([140, 80, 180]),
+    Rgb([190, 40, 120]),
 ];
 const ERROR_NAMES: [&str; 4] = ["under by 1", "under by 2", "over by 1", "over by 2"];
 const BACKGROUND: Rgb<u8> = Rgb([255, 255, 255]);
-const INK: Rgb<u8> = Rgb([25, 25, 25]);
+/// Text: near black, a little blue, so that no anti-aliased edge on white is exactly the
+/// grey of nodata (counted by the tests as map pixels).
+const INK: Rgb<u8> = Rgb([20, 25, 35]);
 const FRAME: Rgb<u8> = Rgb([90, 90, 90]);
 const MATRIX_DARK: Rgb<u8> = Rgb([8, 48, 107]);
 
-/// Width and height of one glyph of the font before scaling.
-const GLYPH: u32 = 8;
 const MARGIN: u32 = 20;
+
+/// Output pixels per layout unit.
+pub const RESOLUTION: u32 = 2;
+/// Font height (ascent to descent) in layout units per step of text size: size 1 notes,
+/// 2 labels, 3 the matrix counts.
+const FONT_UNITS: f32 = 10.0;
+
+/// The vendored Liberation Sans Regular (see the module docs).
+fn font() -> &'static FontRef<'static> {
+    static FONT: OnceLock<FontRef<'static>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        FontRef::try_from_slice(include_bytes!("../../assets/fonts/LiberationSans-Regular.ttf"))
+            .expect("the vendored font parses")
+    })
+}
+
+fn px_scale(size: u32) -> PxScale {
+    PxScale::from(FONT_UNITS * size as f32 * RESOLUTION as f32)
+}
 
 /// Slot of a label in the class histograms: classes 0..=2, anything else nodata (3).
 fn class_slot(v: u8) -> usize {
@@ -208,32 +239,107 @@ fn mix(a: Rgb<u8>, b: Rgb<u8>, t: f64) -> Rgb<u8> {
     }))
 }
 
-/// Width in pixels of `text` drawn at `scale`.
-pub fn text_width(text: &str, scale: u32) -> u32 {
-    text.chars().count() as u32 * GLYPH * scale
+/// Advance of `text` at `size` in output pixels (kerning included).
+fn advance_px(text: &str, size: u32) -> f32 {
+    let f = font().as_scaled(px_scale(size));
+    let mut width = 0.0;
+    let mut prev = None;
+    for ch in text.chars() {
+        let id = f.glyph_id(ch);
+        if let Some(p) = prev {
+            width += f.kern(p, id);
+        }
+        width += f.h_advance(id);
+        prev = Some(id);
+    }
+    width
 }
 
-/// Draws `text` with its top-left corner at (`x`, `y`); what falls outside is clipped.
-/// Characters outside ASCII are drawn as `?`.
-pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: u32, colour: Rgb<u8>) {
-    for (i, ch) in text.chars().enumerate() {
-        let code = if ch.is_ascii() { ch as usize } else { '?' as usize };
-        let glyph = font8x8::legacy::BASIC_LEGACY[code];
-        let gx = x + (i as u32 * GLYPH * scale) as i64;
-        for (row, bits) in glyph.iter().enumerate() {
-            for col in 0..GLYPH {
-                if bits >> col & 1 == 1 {
-                    let px = gx + (col * scale) as i64;
-                    let py = y + (row as u32 * scale) as i64;
-                    fill_rect(img, px, py, scale, scale, colour);
-                }
-            }
+/// Width in layout units of `text` drawn at `size`.
+pub fn text_width(text: &str, size: u32) -> u32 {
+    (advance_px(text, size) / RESOLUTION as f32).ceil() as u32
+}
+
+/// A figure being drawn: coordinates and sizes in layout units, pixels [`RESOLUTION`]
+/// times as many.
+pub struct Canvas {
+    img: RgbImage,
+}
+
+impl Canvas {
+    /// A `width x height` (units) canvas of one colour.
+    pub fn new(width: u32, height: u32, colour: Rgb<u8>) -> Self {
+        Self {
+            img: RgbImage::from_pixel(width * RESOLUTION, height * RESOLUTION, colour),
         }
+    }
+
+    pub fn into_image(self) -> RgbImage {
+        self.img
+    }
+
+    /// Fills a rectangle, clipped to the canvas.
+    pub fn fill_rect(&mut self, x: i64, y: i64, w: u32, h: u32, colour: Rgb<u8>) {
+        let k = RESOLUTION as i64;
+        fill_px(
+            &mut self.img,
+            x * k,
+            y * k,
+            w * RESOLUTION,
+            h * RESOLUTION,
+            colour,
+        );
+    }
+
+    /// A one-unit frame around a rectangle.
+    fn frame(&mut self, x: i64, y: i64, w: u32, h: u32, colour: Rgb<u8>) {
+        self.fill_rect(x - 1, y - 1, w + 2, 1, colour);
+        self.fill_rect(x - 1, y + h as i64, w + 2, 1, colour);
+        self.fill_rect(x - 1, y - 1, 1, h + 2, colour);
+        self.fill_rect(x + w as i64, y - 1, 1, h + 2, colour);
+    }
+
+    /// Draws `text` at `size` with the top of its line at `y` and its start at `x`,
+    /// anti-aliased over what is there; what falls outside is clipped.
+    pub fn text(&mut self, x: i64, y: i64, text: &str, size: u32, colour: Rgb<u8>) {
+        let f = font().as_scaled(px_scale(size));
+        let k = RESOLUTION as f32;
+        let mut caret = point(x as f32 * k, y as f32 * k + f.ascent());
+        let mut prev = None;
+        let (w, h) = (self.img.width() as i64, self.img.height() as i64);
+        for ch in text.chars() {
+            let id = f.glyph_id(ch);
+            if let Some(p) = prev {
+                caret.x += f.kern(p, id);
+            }
+            let glyph = id.with_scale_and_position(f.scale(), caret);
+            caret.x += f.h_advance(id);
+            prev = Some(id);
+            let Some(outline) = font().outline_glyph(glyph) else {
+                continue; // a space
+            };
+            let bounds = outline.px_bounds();
+            let img = &mut self.img;
+            outline.draw(|gx, gy, coverage| {
+                let px = bounds.min.x as i64 + gx as i64;
+                let py = bounds.min.y as i64 + gy as i64;
+                if (0..w).contains(&px) && (0..h).contains(&py) {
+                    let p = img.get_pixel_mut(px as u32, py as u32);
+                    *p = mix(*p, colour, coverage.clamp(0.0, 1.0) as f64);
+                }
+            });
+        }
+    }
+
+    /// Copies `panel` (already in output pixels) with its top-left corner at (`x`, `y`).
+    fn place(&mut self, panel: &RgbImage, x: i64, y: i64) {
+        let k = RESOLUTION as i64;
+        image::imageops::replace(&mut self.img, panel, x * k, y * k);
     }
 }
 
-/// Fills a rectangle, clipped to the image.
-pub fn fill_rect(img: &mut RgbImage, x: i64, y: i64, w: u32, h: u32, colour: Rgb<u8>) {
+/// Fills a rectangle of output pixels, clipped to the image.
+fn fill_px(img: &mut RgbImage, x: i64, y: i64, w: u32, h: u32, colour: Rgb<u8>) {
     let (iw, ih) = (img.width() as i64, img.height() as i64);
     for py in y.max(0)..(y + h as i64).min(ih) {
         for px in x.max(0)..(x + w as i64).min(iw) {
@@ -242,22 +348,17 @@ pub fn fill_rect(img: &mut RgbImage, x: i64, y: i64, w: u32, h: u32, colour: Rgb
     }
 }
 
-/// A one-pixel frame around a rectangle.
-fn frame(img: &mut RgbImage, x: i64, y: i64, w: u32, h: u32, colour: Rgb<u8>) {
-    fill_rect(img, x - 1, y - 1, w + 2, 1, colour);
-    fill_rect(img, x - 1, y + h as i64, w + 2, 1, colour);
-    fill_rect(img, x - 1, y - 1, 1, h + 2, colour);
-    fill_rect(img, x + w as i64, y - 1, 1, h + 2, colour);
-}
-
-/// `text` cut to `max_width` pixels at `scale`, ending in `...` when cut.
-fn fit(text: &str, scale: u32, max_width: u32) -> String {
-    let max_chars = (max_width / (GLYPH * scale)) as usize;
-    if text.chars().count() <= max_chars {
+/// `text` cut to `max_width` units at `size`, ending in `...` when cut.
+fn fit(text: &str, size: u32, max_width: u32) -> String {
+    if text_width(text, size) <= max_width {
         return text.to_string();
     }
-    let keep = max_chars.saturating_sub(3);
-    text.chars().take(keep).collect::<String>() + "..."
+    let chars: Vec<char> = text.chars().collect();
+    (0..chars.len())
+        .rev()
+        .map(|n| chars[..n].iter().collect::<String>() + "...")
+        .find(|cut| text_width(cut, size) <= max_width)
+        .unwrap_or_default()
 }
 
 /// Nearest-neighbour enlargement by a whole factor.
@@ -270,38 +371,43 @@ fn enlarge(img: &RgbImage, k: u32) -> RgbImage {
     })
 }
 
-/// A blank figure with the title (scale 2) and the subtitle (scale 1) at the top left, each
-/// cut to the width between the margins.
-fn titled_canvas(width: u32, height: u32, title: &str, subtitle: &str) -> RgbImage {
-    let mut img = RgbImage::from_pixel(width, height, BACKGROUND);
+/// A blank figure (`width x height` units) with the title (size 2) and the subtitle
+/// (size 1) at the top left, each cut to the width between the margins.
+fn titled_canvas(width: u32, height: u32, title: &str, subtitle: &str) -> Canvas {
+    let mut c = Canvas::new(width, height, BACKGROUND);
     let room = width - 2 * MARGIN;
     let at = MARGIN as i64;
-    draw_text(&mut img, at, at, &fit(title, 2, room), 2, INK);
-    draw_text(&mut img, at, at + 24, &fit(subtitle, 1, room), 1, INK);
-    img
+    c.text(at, at - 2, &fit(title, 2, room), 2, INK);
+    c.text(at, at + 22, &fit(subtitle, 1, room), 1, INK);
+    c
 }
 
 /// A legend entry: swatch then label; returns the x after it.
-fn legend_entry(img: &mut RgbImage, x: i64, y: i64, colour: Rgb<u8>, label: &str) -> i64 {
-    fill_rect(img, x, y, 16, 16, colour);
-    frame(img, x, y, 16, 16, FRAME);
-    draw_text(img, x + 24, y, label, 2, INK);
+fn legend_entry(c: &mut Canvas, x: i64, y: i64, colour: Rgb<u8>, label: &str) -> i64 {
+    c.fill_rect(x, y, 16, 16, colour);
+    c.frame(x, y, 16, 16, FRAME);
+    c.text(x + 24, y - 2, label, 2, INK);
     x + 24 + text_width(label, 2) as i64 + 28
 }
 
 const QUICKLOOK_HEADERS: [&str; 3] = ["Truth", "Prediction", "Errors"];
 
 /// The three panels side by side under `title` and `subtitle`, with headers and a legend.
-/// Small rasters are enlarged (nearest neighbour) so that panels are at least 256 px.
+/// Panels keep one output pixel per quicklook pixel, enlarged (nearest neighbour) to at
+/// least 256 units when the raster is small.
 pub fn render_quicklook(q: &Quicklook, title: &str, subtitle: &str) -> RgbImage {
     let long = q.truth.width().max(q.truth.height()).max(1);
-    let up = (256 / long).max(1);
+    let up = (256 * RESOLUTION / long).max(1);
     let panels = [
         enlarge(&q.truth, up),
         enlarge(&q.prediction, up),
         enlarge(&q.errors, up),
     ];
-    let (pw, ph) = (panels[0].width(), panels[0].height());
+    // Panel size in units (a last odd output pixel gets a unit of its own).
+    let (pw, ph) = (
+        panels[0].width().div_ceil(RESOLUTION),
+        panels[0].height().div_ceil(RESOLUTION),
+    );
     let gap = 24;
     let legend_1 = ["Low", "Medium", "High", "nodata"];
     let legend_2 = [
@@ -314,32 +420,35 @@ pub fn render_quicklook(q: &Quicklook, title: &str, subtitle: &str) -> RgbImage 
     let legend_width = |labels: &[&str]| labels.iter().map(|l| 24 + text_width(l, 2) + 28).sum::<u32>();
     let footnote = if q.factor > 1 {
         format!(
-            "{} x {} px; 1 px here = {f} x {f} px block: majority class; errors: most common kind, \
-             paler = fewer wrong",
+            "{} x {} px; 1 px here = {f} x {f} px block: majority class; errors: colour = most common \
+             kind, paler = fewer wrong pixels in the block",
             q.source_size.0,
             q.source_size.1,
             f = q.factor
         )
     } else {
-        format!("{} x {} px at full resolution", q.source_size.0, q.source_size.1)
+        format!(
+            "{} x {} px at full resolution; errors: colour = kind of error",
+            q.source_size.0, q.source_size.1
+        )
     };
     let width = (2 * MARGIN + 3 * pw + 2 * gap)
         .max(2 * MARGIN + legend_width(&legend_2) + 110)
         .max(2 * MARGIN + text_width(title, 2).min(1400));
     let top = MARGIN + 16 + 8 + 8 + 16 + 16 + 8;
     let height = top + ph + 16 + 16 + 12 + 16 + 12 + 8 + MARGIN;
-    let mut img = titled_canvas(width, height, title, subtitle);
+    let mut c = titled_canvas(width, height, title, subtitle);
     let text_room = width - 2 * MARGIN;
-    let header_y = (MARGIN + 40) as i64;
+    let header_y = (MARGIN + 38) as i64;
     for (i, (panel, header)) in panels.iter().zip(QUICKLOOK_HEADERS).enumerate() {
         let x = (MARGIN + i as u32 * (pw + gap)) as i64;
-        draw_text(&mut img, x, header_y, &fit(header, 2, pw.max(64)), 2, INK);
-        image::imageops::replace(&mut img, panel, x, top as i64);
-        frame(&mut img, x, top as i64, pw, ph, FRAME);
+        c.text(x, header_y, &fit(header, 2, pw.max(64)), 2, INK);
+        c.place(panel, x, top as i64);
+        c.frame(x, top as i64, pw, ph, FRAME);
     }
     let mut y = (top + ph + 16) as i64;
     let mut x = MARGIN as i64;
-    draw_text(&mut img, x, y, "Class:", 2, INK);
+    c.text(x, y - 2, "Class:", 2, INK);
     x += 110;
     for (k, label) in legend_1.iter().enumerate() {
         let colour = if k < NUM_CLASSES {
@@ -347,19 +456,19 @@ pub fn render_quicklook(q: &Quicklook, title: &str, subtitle: &str) -> RgbImage 
         } else {
             NODATA_COLOUR
         };
-        x = legend_entry(&mut img, x, y, colour, label);
+        x = legend_entry(&mut c, x, y, colour, label);
     }
     y += 28;
     x = MARGIN as i64;
-    draw_text(&mut img, x, y, "Error:", 2, INK);
+    c.text(x, y - 2, "Error:", 2, INK);
     x += 110;
-    x = legend_entry(&mut img, x, y, CORRECT_COLOUR, legend_2[0]);
+    x = legend_entry(&mut c, x, y, CORRECT_COLOUR, legend_2[0]);
     for (k, label) in legend_2[1..].iter().enumerate() {
-        x = legend_entry(&mut img, x, y, ERROR_COLOURS[k], label);
+        x = legend_entry(&mut c, x, y, ERROR_COLOURS[k], label);
     }
     y += 28;
-    draw_text(&mut img, MARGIN as i64, y, &fit(&footnote, 1, text_room), 1, INK);
-    img
+    c.text(MARGIN as i64, y, &fit(&footnote, 1, text_room), 1, INK);
+    c.into_image()
 }
 
 /// `n` with thousands separators: `1,234,567`.
@@ -406,8 +515,23 @@ fn percent(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
+/// A metric, or "-" where it is undefined (as in report.md).
 fn optional(x: Option<f64>) -> String {
-    x.map_or("undefined".to_string(), |v| format!("{v:.4}"))
+    x.map_or("-".to_string(), |v| format!("{v:.4}"))
+}
+
+/// Per class: the recall ("-" when the class is absent from the truth) and the precision
+/// ("-" when it is never predicted) as the confusion figure writes them.
+fn class_rates(matrix: &ConfusionMatrix) -> [(String, String); NUM_CLASSES] {
+    let m = matrix.metrics();
+    let (truth, pred) = (matrix.truth_totals(), matrix.pred_totals());
+    std::array::from_fn(|k| {
+        let rate = |total: u64, v: f64| if total == 0 { "-".to_string() } else { percent(v) };
+        (
+            rate(truth[k], m.classes[k].recall),
+            rate(pred[k], m.classes[k].precision),
+        )
+    })
 }
 
 /// The confusion matrix as a heat map: rows truth, columns prediction, each cell with its
@@ -431,32 +555,25 @@ pub fn render_confusion(matrix: &ConfusionMatrix, title: &str, subtitle: &str) -
         format!(
             "Spearman rho {}   accuracy {}",
             optional(m.spearman_rho),
-            m.accuracy.map_or("undefined".into(), percent)
+            m.accuracy.map_or("-".into(), percent)
         ),
     ];
     let width = (grid_x + grid_w + side_w + MARGIN)
         .max(2 * MARGIN + footer.iter().map(|f| text_width(f, 2)).max().unwrap_or(0))
         .max(2 * MARGIN + text_width(title, 2).min(1200));
     let below_y = grid_y + grid_w + 12;
-    let height = below_y + 76 + 16 + MARGIN;
-    let mut img = titled_canvas(width, height, title, subtitle);
+    let height = below_y + 90 + 16 + MARGIN;
+    let mut c = titled_canvas(width, height, title, subtitle);
     let text_room = width - 2 * MARGIN;
 
     // Axis titles: "Prediction" over the columns, "Truth" down the left side.
     let pred_title = "Prediction";
     let cx = centred(grid_x, grid_w, text_width(pred_title, 2));
-    draw_text(&mut img, cx, (grid_y - 56) as i64, pred_title, 2, INK);
+    c.text(cx, (grid_y - 56) as i64, pred_title, 2, INK);
     let truth_title = "Truth";
     let ty = centred(grid_y, grid_w, truth_title.len() as u32 * 18);
     for (i, ch) in truth_title.chars().enumerate() {
-        draw_text(
-            &mut img,
-            MARGIN as i64,
-            ty + i as i64 * 18,
-            &ch.to_string(),
-            2,
-            INK,
-        );
+        c.text(MARGIN as i64, ty + i as i64 * 18, &ch.to_string(), 2, INK);
     }
     let names: Vec<String> = (0..NUM_CLASSES)
         .map(|k| format!("{k} {}", CLASS_NAMES[k]))
@@ -466,9 +583,8 @@ pub fn render_confusion(matrix: &ConfusionMatrix, title: &str, subtitle: &str) -
         // Column header, centred, with a class swatch; row label likewise.
         let col_x = grid_x + k as u32 * cell;
         let hx = centred(col_x, cell, text_width(name, 2));
-        draw_text(&mut img, hx, (grid_y - 26) as i64, name, 2, INK);
-        fill_rect(
-            &mut img,
+        c.text(hx, (grid_y - 26) as i64, name, 2, INK);
+        c.fill_rect(
             col_x as i64 + 4,
             (grid_y - 6) as i64,
             cell - 8,
@@ -476,16 +592,14 @@ pub fn render_confusion(matrix: &ConfusionMatrix, title: &str, subtitle: &str) -
             CLASS_COLOURS[k],
         );
         let row_y = grid_y + k as u32 * cell;
-        draw_text(
-            &mut img,
+        c.text(
             (MARGIN + axis_w) as i64,
             (row_y + cell / 2 - 8) as i64,
             name,
             2,
             INK,
         );
-        fill_rect(
-            &mut img,
+        c.fill_rect(
             (grid_x - 8) as i64,
             row_y as i64 + 4,
             4,
@@ -497,8 +611,7 @@ pub fn render_confusion(matrix: &ConfusionMatrix, title: &str, subtitle: &str) -
         for (p, &count) in counts.iter().enumerate() {
             let share = if row == 0 { 0.0 } else { count as f64 / row as f64 };
             let (x, y) = (grid_x + p as u32 * cell, grid_y + t as u32 * cell);
-            fill_rect(
-                &mut img,
+            c.fill_rect(
                 x as i64,
                 y as i64,
                 cell,
@@ -509,75 +622,42 @@ pub fn render_confusion(matrix: &ConfusionMatrix, title: &str, subtitle: &str) -
             let count_text = compact(count);
             let share_text = if row == 0 { "-".to_string() } else { percent(share) };
             let cx = |s: &str| centred(x, cell, text_width(s, 3));
-            draw_text(
-                &mut img,
-                cx(&count_text),
-                (y + cell / 2 - 30) as i64,
-                &count_text,
-                3,
-                ink,
-            );
+            c.text(cx(&count_text), (y + cell / 2 - 30) as i64, &count_text, 3, ink);
             let sx = centred(x, cell, text_width(&share_text, 2));
-            draw_text(&mut img, sx, (y + cell / 2 + 8) as i64, &share_text, 2, ink);
+            c.text(sx, (y + cell / 2 + 8) as i64, &share_text, 2, ink);
         }
     }
     for k in 0..=NUM_CLASSES as u32 {
-        fill_rect(
-            &mut img,
-            grid_x as i64,
-            (grid_y + k * cell) as i64,
-            grid_w,
-            1,
-            FRAME,
-        );
-        fill_rect(
-            &mut img,
-            (grid_x + k * cell) as i64,
-            grid_y as i64,
-            1,
-            grid_w,
-            FRAME,
-        );
+        c.fill_rect(grid_x as i64, (grid_y + k * cell) as i64, grid_w, 1, FRAME);
+        c.fill_rect((grid_x + k * cell) as i64, grid_y as i64, 1, grid_w, FRAME);
     }
     // Recall per row at the right, precision per column below.
     let side_x = (grid_x + grid_w + 16) as i64;
-    draw_text(&mut img, side_x, (grid_y - 26) as i64, "recall", 2, INK);
-    draw_text(
-        &mut img,
-        (MARGIN + axis_w) as i64,
-        below_y as i64,
-        "precision",
-        2,
-        INK,
-    );
-    for k in 0..NUM_CLASSES {
-        let c = m.classes[k];
+    c.text(side_x, (grid_y - 26) as i64, "recall", 2, INK);
+    c.text((MARGIN + axis_w) as i64, below_y as i64, "precision", 2, INK);
+    for (k, (recall, precision)) in class_rates(matrix).iter().enumerate() {
         let row_y = grid_y + k as u32 * cell + cell / 2 - 8;
-        draw_text(&mut img, side_x, row_y as i64, &percent(c.recall), 2, INK);
-        let text = percent(c.precision);
-        let px = centred(grid_x + k as u32 * cell, cell, text_width(&text, 2));
-        draw_text(&mut img, px, below_y as i64, &text, 2, INK);
+        c.text(side_x, row_y as i64, recall, 2, INK);
+        let px = centred(grid_x + k as u32 * cell, cell, text_width(precision, 2));
+        c.text(px, below_y as i64, precision, 2, INK);
     }
-    let note = "Cells: pixels, and % of the truth row. Nodata in either map is left out.";
-    draw_text(
-        &mut img,
-        MARGIN as i64,
-        (below_y + 32) as i64,
-        &fit(note, 1, text_room),
-        1,
-        INK,
-    );
-    for (i, line) in footer.iter().enumerate() {
-        draw_text(
-            &mut img,
+    let notes = [
+        "Cells: pixels, and % of the truth row. Nodata in either map is left out.",
+        "\"-\": undefined (no precision for a class never predicted, no recall for one absent from the truth).",
+    ];
+    for (i, note) in notes.iter().enumerate() {
+        c.text(
             MARGIN as i64,
-            (below_y + 52 + 24 * i as u32) as i64,
-            line,
-            2,
+            (below_y + 30 + 14 * i as u32) as i64,
+            &fit(note, 1, text_room),
+            1,
             INK,
         );
     }
-    img
+    for (i, line) in footer.iter().enumerate() {
+        c.text(MARGIN as i64, (below_y + 66 + 24 * i as u32) as i64, line, 2, INK);
+    }
+    c.into_image()
 }
 
 /// A PNG of `img`, in memory.
@@ -619,17 +699,88 @@ mod tests {
     }
 
     #[test]
-    fn text_is_drawn_from_the_bitmap_font() {
-        let mut img = RgbImage::from_pixel(16, 8, BACKGROUND);
-        draw_text(&mut img, 0, 0, "I", 1, INK);
-        let inked = img.pixels().filter(|p| **p == INK).count();
-        let expected: u32 = font8x8::legacy::BASIC_LEGACY['I' as usize]
+    fn text_is_anti_aliased_truetype_at_twice_the_layout() {
+        let mut c = Canvas::new(40, 20, BACKGROUND);
+        c.text(0, 0, "H", 2, INK);
+        let img = c.into_image();
+        assert_eq!(img.dimensions(), (80, 40));
+        // Full ink inside the strokes, partial coverage on their edges: anti-aliased.
+        let full = img.pixels().filter(|p| **p == INK).count();
+        let partial = img.pixels().filter(|p| **p != INK && **p != BACKGROUND).count();
+        assert!(full > 100 && partial > 10, "full {full}, partial {partial}");
+        // "H" is symmetric: its ink is centred on half its advance (to within a tenth of it:
+        // hinting-free outlines land on whole pixels).
+        let advance = advance_px("H", 2);
+        let (sum, n) = img
+            .enumerate_pixels()
+            .filter(|(_, _, p)| **p == INK)
+            .fold((0.0, 0.0), |(s, n), (x, _, _)| (s + x as f64 + 0.5, n + 1.0));
+        assert!(
+            (sum / n - advance as f64 / 2.0).abs() < 0.1 * advance as f64,
+            "{} vs {advance}",
+            sum / n
+        );
+        // Widths in layout units follow the font's advances: "ab" is wider than "a", and
+        // a text cut to fit ends in "..." within the room.
+        assert!(text_width("ab", 2) > text_width("a", 2));
+        assert_eq!(text_width("abc", 2), (advance_px("abc", 2) / 2.0).ceil() as u32);
+        let cut = fit("a long title that does not fit", 2, 100);
+        assert!(cut.ends_with("...") && text_width(&cut, 2) <= 100, "{cut}");
+    }
+
+    /// Lightness (CIE L*) of an sRGB colour.
+    fn lightness(c: Rgb<u8>) -> f64 {
+        let lin = |v: u8| {
+            let v = v as f64 / 255.0;
+            if v <= 0.04045 {
+                v / 12.92
+            } else {
+                ((v + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        let y = 0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2]);
+        if y > 216.0 / 24389.0 {
+            116.0 * y.cbrt() - 16.0
+        } else {
+            y * 24389.0 / 27.0
+        }
+    }
+
+    #[test]
+    fn error_kinds_differ_by_hue_not_lightness() {
+        // Lightness says "fewer wrong pixels" only: the four kinds are within 5 L* units of
+        // each other (the old palette spanned 30 to 68: light for "by 1", dark for "by 2").
+        let l: Vec<f64> = ERROR_COLOURS.iter().map(|&c| lightness(c)).collect();
+        let (lo, hi) = l
             .iter()
-            .map(|b| b.count_ones())
-            .sum();
-        assert_eq!(inked as u32, expected);
-        assert!(expected > 0);
-        assert_eq!(text_width("abc", 2), 48);
+            .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        assert!(hi - lo < 5.0, "{l:?}");
+        // And they are far apart in colour (sum of channel differences).
+        for (i, a) in ERROR_COLOURS.iter().enumerate() {
+            for b in &ERROR_COLOURS[i + 1..] {
+                let d: i32 = (0..3).map(|c| (a[c] as i32 - b[c] as i32).abs()).sum();
+                assert!(d >= 80, "{a:?} {b:?}: {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn undefined_rates_are_a_dash_not_zero() {
+        // Truth has Medium, the prediction never does: Medium's precision is undefined;
+        // High is in neither map: its recall and precision are both undefined.
+        let truth = [0, 0, 1, 1, 0, 1];
+        let pred = [0, 0, 0, 0, 0, 0];
+        let matrix = ConfusionMatrix::from_labels(&truth, &pred).unwrap();
+        let rates = class_rates(&matrix);
+        assert_eq!(rates[0], ("100.0%".to_string(), "50.0%".to_string()));
+        assert_eq!(rates[1], ("0.0%".to_string(), "-".to_string()));
+        assert_eq!(rates[2], ("-".to_string(), "-".to_string()));
+        assert_eq!(optional(None), "-");
+        assert_eq!(optional(Some(0.25)), "0.2500");
+        // The figure renders at twice its layout size.
+        let img = render_confusion(&matrix, "t", "s");
+        assert_eq!(img.width() % RESOLUTION, 0);
+        assert!(img.width() >= 2 * 450, "{:?}", img.dimensions());
     }
 
     #[test]
