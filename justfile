@@ -21,7 +21,7 @@ test:
 
 # Regenerate the committed test scenes under fixtures/ (a test checks they match).
 fixtures:
-    cargo run --release -p risk-training --bin risk-train -- fixtures -o fixtures
+    cargo run --release -p risk-training --bin risk-train -- fixtures --out fixtures
     gdalinfo fixtures/scene512.tif | head -n 30
 
 # A generated 1024x1024 scene and its class balance, written to out/.
@@ -88,7 +88,7 @@ train-default:
     cargo build --release -p risk-training -p risk-inference
     mkdir -p out
     target/release/risk-train synth --generator v1 --width 2048 --height 2048 --seed 11 --image out/scene2048_s11.tif --labels out/scene2048_s11_labels.tif
-    target/release/risk-train fit training/config.edge.yaml
+    target/release/risk-train fit --config training/config.edge.yaml
     mkdir -p out/h18
     target/release/risk-train synth --generator v1 --width 1024 --height 1024 --seed 21 --image out/h18/synth-seed21-1024x1024.tif --labels out/h18/synth-seed21-1024x1024_labels.tif
     target/release/risk-train export out/runs/edge-b0/best.safetensors --config training/config.edge.yaml --fp16 --meta risk.tile_size=128 --meta risk.tile_overlap=32 --model-version "edge-b0-1: EfficientNet-B0 attention U-Net, synthetic scene seed 11, training/config.edge.yaml" --val-image out/h18/synth-seed21-1024x1024.tif --val-labels out/h18/synth-seed21-1024x1024_labels.tif -o models/default.onnx
@@ -100,7 +100,7 @@ train-eval model="models/default.onnx" metrics="out/heldout/metrics.json":
     mkdir -p out/heldout
     target/release/risk-train synth --generator v1 --width 1024 --height 1024 --seed 99 --image out/heldout/scene1024_s99.tif --labels out/heldout/scene1024_s99_labels.tif
     target/release/risk-infer out/heldout/scene1024_s99.tif -m {{model}} -o out/heldout/risk.tif
-    target/release/risk-eval out/heldout/risk.tif --truth out/heldout/scene1024_s99_labels.tif --baseline models/v2_baseline_metrics.json -o out/heldout/eval
+    target/release/risk-eval --pred out/heldout/risk.tif --truth out/heldout/scene1024_s99_labels.tif --baseline models/v2_baseline_metrics.json --out out/heldout/eval
     cp out/heldout/eval/metrics.json {{metrics}}
 
 # Runs in out/runs/edge-b0/seed<N>, members exported (FP16) to out/ensemble/.
@@ -109,7 +109,7 @@ train-ensemble:
     cargo build --release -p risk-training
     mkdir -p out/ensemble
     target/release/risk-train synth --generator v1 --width 2048 --height 2048 --seed 11 --image out/scene2048_s11.tif --labels out/scene2048_s11_labels.tif
-    target/release/risk-train fit training/config.edge.yaml --seeds 42,123,456
+    target/release/risk-train fit --config training/config.edge.yaml --seeds 42,123,456
     for s in 42 123 456; do target/release/risk-train export out/runs/edge-b0/seed$s/best.safetensors --config training/config.edge.yaml --fp16 --meta risk.tile_size=128 --meta risk.tile_overlap=32 --model-version "edge-b0-1 ensemble member, seed $s" -o out/ensemble/edge-b0-seed$s.onnx; done
 
 # Metrics and time cost of --tta, --scales and ensembles on a held-out synth scene.
