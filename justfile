@@ -79,28 +79,28 @@ bundle-check:
 fresh-check:
     bash scripts/fresh-check.sh
 
-# A generated 2048^2 training scene (seed 11), the B0 edge config (training/config.edge.yaml,
-# 30 epochs: ~15 min on a 2-core CPU), FP16 export with 128 px inference tiles (the training
-# tile: held-out kappa 0.60 at 512, 0.71 at 256, 0.76 at 128), the decision rule fitted on a
-# validation scene (seed 21: no training, fixture or test seed), metrics on the held-out scene.
-# Train, export and evaluate the shipped models/default.onnx (model card: models/README.md).
+# Train, export and evaluate the shipped models/default.onnx (model card: models/README.md):
+# generated v2 scenes (training/make_scenes.sh: seeds 311-322 train, a mosaic of 331-334
+# validates), the B0 edge config with the V2.5 recipe (training/config.edge.yaml: 256 px
+# tiles, colour jitter 0.4, duplication + SMOTE, CBAM pooled per 256 px window), FP16
+# export with 512 px inference tiles, the decision rule fitted on the validation mosaic,
+# then the held-out table (bench/heldout.sh, seeds 401-406).
 train-default:
     cargo build --release -p risk-training -p risk-inference
-    mkdir -p out
-    target/release/risk-train synth --generator v1 --width 2048 --height 2048 --seed 11 --image out/scene2048_s11.tif --labels out/scene2048_s11_labels.tif
+    bash training/make_scenes.sh
     target/release/risk-train fit --config training/config.edge.yaml
-    mkdir -p out/h18
-    target/release/risk-train synth --generator v1 --width 1024 --height 1024 --seed 21 --image out/h18/synth-seed21-1024x1024.tif --labels out/h18/synth-seed21-1024x1024_labels.tif
-    target/release/risk-train export out/runs/edge-b0/best.safetensors --config training/config.edge.yaml --fp16 --meta risk.tile_size=128 --meta risk.tile_overlap=32 --model-version "edge-b0-1: EfficientNet-B0 attention U-Net, synthetic scene seed 11, training/config.edge.yaml" --val-image out/h18/synth-seed21-1024x1024.tif --val-labels out/h18/synth-seed21-1024x1024_labels.tif -o models/default.onnx
+    target/release/risk-train export out/runs/edge-b0/best.safetensors --config training/config.edge.yaml --fp16 --meta risk.tile_size=512 --meta risk.tile_overlap=64 --model-version "edge-b0-3: EfficientNet-B0 attention U-Net, V2.5 recipe, generated v2 scenes 311-322, training/config.edge.yaml" --val-image out/v2b/val.tif --val-labels out/v2b/val_labels.tif -o models/default.onnx
     just train-eval models/default.onnx models/default_metrics.json
+    bash bench/heldout.sh models/default.onnx
 
-# Seed 99 is never a training or fixture seed; the metrics JSON is copied to `metrics`.
-# A model's metrics on the held-out generated scene vs the V2 baseline and SPEC targets.
+# Seed 401 is a held-out seed (never trained, validated or tuned on); the metrics JSON is
+# copied to `metrics`. A model's metrics on that generated v2 scene (1024 x 1024) vs the
+# V2 baseline and SPEC targets.
 train-eval model="models/default.onnx" metrics="out/heldout/metrics.json":
     mkdir -p out/heldout
-    target/release/risk-train synth --generator v1 --width 1024 --height 1024 --seed 99 --image out/heldout/scene1024_s99.tif --labels out/heldout/scene1024_s99_labels.tif
-    target/release/risk-infer out/heldout/scene1024_s99.tif -m {{model}} -o out/heldout/risk.tif
-    target/release/risk-eval --pred out/heldout/risk.tif --truth out/heldout/scene1024_s99_labels.tif --baseline models/v2_baseline_metrics.json --out out/heldout/eval
+    target/release/risk-train synth --width 1024 --height 1024 --seed 401 --image out/heldout/scene1024_s401.tif --labels out/heldout/scene1024_s401_labels.tif
+    target/release/risk-infer out/heldout/scene1024_s401.tif -m {{model}} -o out/heldout/risk.tif
+    target/release/risk-eval --pred out/heldout/risk.tif --truth out/heldout/scene1024_s401_labels.tif --baseline models/v2_baseline_metrics.json --out out/heldout/eval
     cp out/heldout/eval/metrics.json {{metrics}}
 
 # Runs in out/runs/edge-b0/seed<N>, members exported (FP16) to out/ensemble/.
@@ -108,9 +108,9 @@ train-eval model="models/default.onnx" metrics="out/heldout/metrics.json":
 train-ensemble:
     cargo build --release -p risk-training
     mkdir -p out/ensemble
-    target/release/risk-train synth --generator v1 --width 2048 --height 2048 --seed 11 --image out/scene2048_s11.tif --labels out/scene2048_s11_labels.tif
+    bash training/make_scenes.sh
     target/release/risk-train fit --config training/config.edge.yaml --seeds 42,123,456
-    for s in 42 123 456; do target/release/risk-train export out/runs/edge-b0/seed$s/best.safetensors --config training/config.edge.yaml --fp16 --meta risk.tile_size=128 --meta risk.tile_overlap=32 --model-version "edge-b0-1 ensemble member, seed $s" -o out/ensemble/edge-b0-seed$s.onnx; done
+    for s in 42 123 456; do target/release/risk-train export out/runs/edge-b0/seed$s/best.safetensors --config training/config.edge.yaml --fp16 --meta risk.tile_size=512 --meta risk.tile_overlap=64 --model-version "edge-b0-3 ensemble member, seed $s" --val-image out/v2b/val.tif --val-labels out/v2b/val_labels.tif -o out/ensemble/edge-b0-seed$s.onnx; done
 
 # Metrics and time cost of --tta, --scales and ensembles on a held-out synth scene.
 bench-tta:
