@@ -122,7 +122,7 @@ fn every_output_records_its_provenance_and_the_class_map_its_class_table() {
         assert_eq!(item("RISK_SCALES"), "1");
         assert_eq!(item("RISK_BANDS"), "1,2,3");
         // The shipped model's tile plan and decision rule (risk-infer --info models/default.onnx).
-        assert_eq!(item("RISK_TILE"), "128 px, overlap 32 px");
+        assert_eq!(item("RISK_TILE"), "512 px, overlap 64 px");
         assert!(item("RISK_DECISION").starts_with("argmax(ln p + b)"), "{md}");
         assert_eq!(item("RISK_CRF"), "off");
         assert_eq!(item("RISK_SHARD"), "none");
@@ -464,7 +464,8 @@ fn vector_zones_of_a_run_and_of_a_sharded_mosaic_agree() {
         v
     };
     let (mine, joined_means) = (mean_probs(&zones), mean_probs(&joined_zones));
-    assert!(mine.iter().all(|&(_, p)| p > 0.3 && p <= 1.0), "{mine:?}");
+    // Probabilities of the zone's own class (the decision rule may pick a class below 1/3).
+    assert!(mine.iter().all(|&(_, p)| p > 0.0 && p <= 1.0), "{mine:?}");
     assert_eq!(mine, joined_means);
     // A bad extension is a usage error before any work.
     let o = risk_infer(&[
