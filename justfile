@@ -21,7 +21,7 @@ test:
 
 # Regenerate the committed test scenes under fixtures/ (a test checks they match).
 fixtures:
-    cargo run --release -p risk-training --bin risk-train -- fixtures --out fixtures
+    cargo run --release -p risk-training --bin risk-train -- fixtures -o fixtures
     gdalinfo fixtures/scene512.tif | head -n 30
 
 # A generated 1024x1024 scene and its class balance, written to out/.
@@ -88,7 +88,7 @@ fresh-check:
 train-default:
     cargo build --release -p risk-training -p risk-inference
     bash training/make_scenes.sh
-    target/release/risk-train fit --config training/config.edge.yaml
+    target/release/risk-train fit training/config.edge.yaml
     target/release/risk-train export out/runs/edge-b0/best.safetensors --config training/config.edge.yaml --fp16 --meta risk.tile_size=512 --meta risk.tile_overlap=64 --model-version "edge-b0-3: EfficientNet-B0 attention U-Net, V2.5 recipe, generated v2 scenes 311-322, training/config.edge.yaml" --val-image out/v2b/val.tif --val-labels out/v2b/val_labels.tif -o models/default.onnx
     just train-eval models/default.onnx models/default_metrics.json
     bash bench/heldout.sh models/default.onnx
@@ -100,7 +100,7 @@ train-eval model="models/default.onnx" metrics="out/heldout/metrics.json":
     mkdir -p out/heldout
     target/release/risk-train synth --width 1024 --height 1024 --seed 401 --image out/heldout/scene1024_s401.tif --labels out/heldout/scene1024_s401_labels.tif
     target/release/risk-infer out/heldout/scene1024_s401.tif -m {{model}} -o out/heldout/risk.tif
-    target/release/risk-eval --pred out/heldout/risk.tif --truth out/heldout/scene1024_s401_labels.tif --baseline models/v2_baseline_metrics.json --out out/heldout/eval
+    target/release/risk-eval out/heldout/risk.tif --truth out/heldout/scene1024_s401_labels.tif --baseline models/v2_baseline_metrics.json -o out/heldout/eval
     cp out/heldout/eval/metrics.json {{metrics}}
 
 # Runs in out/runs/edge-b0/seed<N>, members exported (FP16) to out/ensemble/.
@@ -109,7 +109,7 @@ train-ensemble:
     cargo build --release -p risk-training
     mkdir -p out/ensemble
     bash training/make_scenes.sh
-    target/release/risk-train fit --config training/config.edge.yaml --seeds 42,123,456
+    target/release/risk-train fit training/config.edge.yaml --seeds 42,123,456
     for s in 42 123 456; do target/release/risk-train export out/runs/edge-b0/seed$s/best.safetensors --config training/config.edge.yaml --fp16 --meta risk.tile_size=512 --meta risk.tile_overlap=64 --model-version "edge-b0-3 ensemble member, seed $s" --val-image out/v2b/val.tif --val-labels out/v2b/val_labels.tif -o out/ensemble/edge-b0-seed$s.onnx; done
 
 # Metrics and time cost of --tta, --scales and ensembles on a held-out synth scene.

@@ -53,7 +53,7 @@ for s in $SEEDS; do
     model_s=$(grep -o 'model [0-9.]* s' <<<"$log" | awk '{ print $2 }' || true)
     mp=$(awk -v t="${model_s:-0}" -v n="$SIZE" 'BEGIN { printf "%.3f", t / (n * n / 1e6) }')
     for d in argmax rule; do
-        args=(--probs "$probs" --truth "$labels" --out "$out/e$s-$tag-$d")
+        args=(--probs "$probs" --truth "$labels" -o "$out/e$s-$tag-$d")
         [ "$d" = rule ] && args+=(--decision-model "$model")
         rm -rf "$out/e$s-$tag-$d"
         "$bin/risk-eval" "${args[@]}" >/dev/null

@@ -594,7 +594,6 @@ fn risk_infer_review_writes_a_ranked_queue_that_risk_eval_scores() {
     let out = d.join("eval");
     let o = Command::new(env!("CARGO_BIN_EXE_risk-eval"))
         .args([
-            "--pred".as_ref(),
             risk.as_os_str(),
             "--truth".as_ref(),
             fixture("scene512_labels.tif").as_os_str(),
@@ -602,7 +601,7 @@ fn risk_infer_review_writes_a_ranked_queue_that_risk_eval_scores() {
         .args([
             "--windows".as_ref(),
             queue.as_os_str(),
-            "--out".as_ref(),
+            "-o".as_ref(),
             out.as_os_str(),
         ])
         .output()
