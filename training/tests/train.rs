@@ -371,3 +371,16 @@ fn nodata_holes_in_a_tile_take_their_nearest_valid_values() {
     }
     assert!(next_to_valid > 10);
 }
+
+#[test]
+fn an_error_into_a_closed_stderr_is_exit_1_not_a_panic() {
+    // eprintln! panics on a broken pipe (exit 101); risk-train's own code must come out.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_risk-train"))
+        .args(["fit", "/nonexistent/config.yaml"])
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+}

@@ -13,6 +13,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+
+/// `eprintln!` that ignores a closed or broken stderr (`eprintln!` panics there: exit 101
+/// instead of the run's own code).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 use clap::{Parser, Subcommand};
 use risk_inference::raster::InputRaster;
 use risk_training::config::{DataConfig, TrainConfig};
@@ -119,7 +128,7 @@ fn decide(
     output: &std::path::Path,
 ) -> anyhow::Result<()> {
     let fit = risk_training::decision::fit_on_scene(model, image, labels, &Default::default())?;
-    eprintln!(
+    say!(
         "risk-train: decision rule {}",
         risk_training::decision::summary(&fit)
     );
@@ -275,7 +284,7 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
             Ok(t) => {
                 metadata.insert("risk.input_type".into(), t);
             }
-            Err(why) => eprintln!(
+            Err(why) => say!(
                 "risk-train: warning: risk.input_type not written ({why}); risk-infer will assume Byte \
                  if risk.scale is 1/255 and check nothing otherwise; pass --meta risk.input_type=TYPE to state it"
             ),
@@ -387,8 +396,8 @@ fn fit(args: FitArgs) -> anyhow::Result<()> {
             out: out.clone(),
             ..cfg.clone()
         };
-        eprintln!("risk-train: seed {s}, run folder {}", out.display());
-        let summary = train::fit(&run, resume, &mut |line| eprintln!("risk-train: {line}"))
+        say!("risk-train: seed {s}, run folder {}", out.display());
+        let summary = train::fit(&run, resume, &mut |line| say!("risk-train: {line}"))
             .with_context(|| format!("training run {}", out.display()))?;
         let st = &summary.state;
         println!(
@@ -519,7 +528,7 @@ fn main() -> ExitCode {
             oracle,
         } => {
             if let Some(clash) = same_file(&[Some(&image), Some(&labels), oracle.as_ref()]) {
-                eprintln!(
+                say!(
                     "risk-train: error: {} is given as two of --image, --labels, --oracle; each output needs its own file",
                     clash.display()
                 );
@@ -567,7 +576,7 @@ fn main() -> ExitCode {
             return match export(args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("risk-train: error: {e:#}");
+                    say!("risk-train: error: {e:#}");
                     ExitCode::FAILURE
                 }
             };
@@ -576,7 +585,7 @@ fn main() -> ExitCode {
             return match decide(&a.model, &a.image, &a.labels, &a.output) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("risk-train: error: {e:#}");
+                    say!("risk-train: error: {e:#}");
                     ExitCode::FAILURE
                 }
             };
@@ -585,7 +594,7 @@ fn main() -> ExitCode {
             return match fit(args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("risk-train: error: {e:#}");
+                    say!("risk-train: error: {e:#}");
                     let usage = e
                         .downcast_ref::<risk_training::config::ConfigError>()
                         .is_some_and(|c| !matches!(c, risk_training::config::ConfigError::Read { .. }));
@@ -597,7 +606,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("risk-train: error: {e}");
+            say!("risk-train: error: {e}");
             ExitCode::FAILURE
         }
     }
