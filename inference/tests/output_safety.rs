@@ -683,3 +683,39 @@ fn no_telemetry_and_no_connection_attempt() {
         "telemetry event store opened:\n{calls}"
     );
 }
+
+/// risk-eval never writes over an input: a truth raster named like one of its outputs
+/// (`classes.tif`, written when scoring `--probs`) in the output folder is refused before
+/// any work, and stays byte-identical.
+#[test]
+fn risk_eval_refuses_an_output_folder_where_it_would_overwrite_an_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let probs = d.join("probs.tif");
+    let o = risk_infer(&[
+        &fixture("scene512.tif"),
+        &"-o",
+        &d.join("risk.tif"),
+        &"--probs",
+        &probs,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let truth = d.join("classes.tif");
+    std::fs::copy(fixture("scene512_labels.tif"), &truth).unwrap();
+    let before = std::fs::read(&truth).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_risk-eval"))
+        .arg("--probs")
+        .arg(&probs)
+        .arg("--truth")
+        .arg(&truth)
+        .arg("-o")
+        .arg(d)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("would overwrite the input"), "{err}");
+    assert_eq!(std::fs::read(&truth).unwrap(), before);
+    assert!(!d.join("metrics.json").exists());
+}

@@ -9,7 +9,7 @@
 //! is [`risk_inference::metrics::report::evaluate_to_dir`].
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -82,6 +82,38 @@ fn model_rule(path: &std::path::Path) -> anyhow::Result<Decision> {
     Decision::of_model(&Model::load(path, &options)?).map_err(|e| anyhow::anyhow!(e))
 }
 
+/// Refuses, before any work, an output folder where one of the files risk-eval writes
+/// would replace an input (e.g. `--truth classes.tif` scored with `--probs ... -o .`).
+fn check_no_input_is_overwritten(args: &Args, input: &Path, out_dir: &Path) -> anyhow::Result<()> {
+    let inputs: Vec<&Path> = [Some(input), Some(args.truth.as_path())]
+        .into_iter()
+        .chain([
+            args.baseline.as_deref(),
+            args.decision_model.as_deref(),
+            args.windows.as_deref(),
+        ])
+        .flatten()
+        .collect();
+    let mut names = vec![
+        report::METRICS_JSON,
+        report::CONFUSION_PNG,
+        report::QUICKLOOK_PNG,
+        report::REPORT_MD,
+    ];
+    if args.probs.is_some() {
+        names.push("classes.tif");
+    }
+    if args.windows.is_some() {
+        names.push("windows_pred.tif");
+    }
+    let files: Vec<PathBuf> = names.iter().map(|n| out_dir.join(n)).collect();
+    let outputs: Vec<(&str, &Path)> = files
+        .iter()
+        .map(|f| ("written by risk-eval", f.as_path()))
+        .collect();
+    risk_inference::output::check_outputs(&inputs, &outputs).map_err(anyhow::Error::msg)
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
     risk_inference::raster::quiet_gdal_errors();
     let input = args
@@ -96,6 +128,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             .map_or("risk".into(), |s| s.to_string_lossy().into_owned());
         input.with_file_name(format!("{stem}_eval"))
     });
+    check_no_input_is_overwritten(&args, &input, &out_dir)?;
     let prediction = match &args.probs {
         None => input,
         Some(probs) => {
