@@ -155,6 +155,11 @@ pub struct AugmentConfig {
     pub flips: bool,
     /// Random 90-degree rotations. Default true.
     pub rot90: bool,
+    /// Then a rotation by a uniform angle in [0, 90) degrees about the tile centre
+    /// (bilinear image, reflected beyond the tile; nearest labels, nodata beyond it), so
+    /// that oriented texture is seen at every angle, not only the four of `rot90`.
+    /// Default false (not in the source's recipe).
+    pub rotate_any: bool,
     /// Brightness factor drawn from `[1 - b, 1 + b]` (RGB bands). Default 0.4.
     pub brightness: f64,
     /// Contrast factor drawn from `[1 - c, 1 + c]`. Default 0.4.
@@ -168,6 +173,7 @@ impl Default for AugmentConfig {
         Self {
             flips: true,
             rot90: true,
+            rotate_any: false,
             brightness: 0.4,
             contrast: 0.4,
             saturation: 0.4,
