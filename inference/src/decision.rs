@@ -322,13 +322,11 @@ pub fn fit(probs: &[f32], labels: &[u8], targets: &Targets) -> Result<Fit, Strin
             }
         }
     }
-    let (level, (_, a, c)) = best
-        .iter()
-        .enumerate()
-        .find_map(|(l, b)| b.map(|b| (l, b)))
-        .expect("the unconstrained level always has a point");
-    let decision = Decision::new(offset_of_edge(a), offset_of_edge(c));
-    let chosen = Scores::of(&confusion(&decision, probs, labels));
+    let (level, decision, chosen) = choose_level(&best, targets, |a, c| {
+        let d = Decision::new(offset_of_edge(a), offset_of_edge(c));
+        let s = Scores::of(&confusion(&d, probs, labels));
+        (d, s)
+    });
     let argmax = Scores::of(&confusion(&Decision::default(), probs, labels));
     let fallback = match level {
         0 => None,
@@ -344,6 +342,32 @@ pub fn fit(probs: &[f32], labels: &[u8], targets: &Targets) -> Result<Fit, Strin
         chosen,
         argmax,
     })
+}
+
+/// The rule of the first constraint level (0: both targets, 1: class-2 recall only, 2:
+/// none) whose binned best point, re-scored exactly on the pixels by `rescore`, still
+/// meets that level's constraint; the unconstrained level's point otherwise. The binned
+/// counts can put a point just inside a constraint that the exact ones put outside; such
+/// a point must not be kept as if it met it (it once gave an all-High rule).
+fn choose_level(
+    best: &[Option<(f64, usize, usize)>],
+    targets: &Targets,
+    rescore: impl Fn(usize, usize) -> (Decision, Scores),
+) -> (usize, Decision, Scores) {
+    let last = best.len() - 1;
+    for (level, point) in best.iter().enumerate() {
+        let Some((_, a, c)) = *point else { continue };
+        let (decision, scores) = rescore(a, c);
+        let holds = match level {
+            0 => scores.meets(targets),
+            1 => scores.recall_2 >= targets.recall_2,
+            _ => true,
+        };
+        if holds || level == last {
+            return (level, decision, scores);
+        }
+    }
+    unreachable!("the unconstrained level always has a point")
 }
 
 /// Region counts of one true class's histogram for every offset pair on the grid.
@@ -560,6 +584,47 @@ mod tests {
     /// b1 > ln(0.55 / 0.40) = 0.318 and the Low pixels once b1 > ln(0.80 / 0.15) = 1.674;
     /// Medium also takes the High pixels once b1 - b2 > ln 6 = 1.792. The best feasible
     /// point predicts Medium exactly on the grey pixels: precision 40/100 = 0.4.
+    #[test]
+    fn a_binned_point_that_misses_its_constraint_exactly_gives_way_to_the_next_level() {
+        let scores = |kappa, precision_1, recall_2| Scores {
+            kappa,
+            precision_1,
+            recall_2,
+            spearman_rho: 0.0,
+            medium_share: 0.01,
+        };
+        let best = [Some((0.5, 10, 10)), Some((0.4, 20, 20)), Some((0.7, 30, 30))];
+        // Exactly, the level-0 point misses the precision target (0.21 < 0.22): the
+        // recall-only level's point, which holds its recall, is the rule.
+        let rescore = |a: usize, c: usize| {
+            let s = match a {
+                10 => scores(0.5, 0.21, 0.95),
+                20 => scores(0.4, 0.10, 0.94),
+                _ => scores(0.7, 0.30, 0.50),
+            };
+            (Decision::new(offset_of_edge(a), offset_of_edge(c)), s)
+        };
+        let (level, d, s) = choose_level(&best, &Targets::default(), rescore);
+        assert_eq!(level, 1);
+        assert_eq!(d, Decision::new(offset_of_edge(20), offset_of_edge(20)));
+        assert_eq!(s.kappa, 0.4);
+        // When it holds, level 0 is kept; when no level holds, the unconstrained point.
+        let holds = |a: usize, c: usize| {
+            (
+                Decision::new(offset_of_edge(a), offset_of_edge(c)),
+                scores(0.5, 0.3, 0.95),
+            )
+        };
+        assert_eq!(choose_level(&best, &Targets::default(), holds).0, 0);
+        let never = |a: usize, c: usize| {
+            (
+                Decision::new(offset_of_edge(a), offset_of_edge(c)),
+                scores(0.1, 0.0, 0.5),
+            )
+        };
+        assert_eq!(choose_level(&best, &Targets::default(), never).0, 2);
+    }
+
     #[test]
     fn fit_finds_the_hand_computed_operating_point() {
         let mut rows = Vec::new();
