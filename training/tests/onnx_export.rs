@@ -77,6 +77,16 @@ fn random_model(cfg: &UNetConfig, seed: i64) -> (nn::VarStore, RiskUNet) {
     (vs, net)
 }
 
+/// The ONNX file at `path` in ONNX Runtime on the CPU, one thread.
+fn cpu_model(path: &Path) -> Model {
+    let options = SessionOptions {
+        device: Device::Cpu,
+        threads: 1,
+        ..Default::default()
+    };
+    Model::load(path, &options).unwrap()
+}
+
 fn parity(cfg: &UNetConfig, size: i64, fp16: bool) -> f32 {
     let _rng = TCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let (vs, net) = random_model(cfg, 7);
@@ -101,15 +111,7 @@ fn compare(net: &RiskUNet, cfg: &UNetConfig, path: &Path, size: i64, fp16: bool)
     let expected = Vec::<f32>::try_from(&expected.contiguous().view([-1])).unwrap();
     let input_vec = Vec::<f32>::try_from(&input.contiguous().view([-1])).unwrap();
 
-    let mut model = Model::load(
-        path,
-        &SessionOptions {
-            device: Device::Cpu,
-            threads: 1,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut model = cpu_model(path);
     let info = model.info();
     assert_eq!(info.channels, cfg.in_channels as usize);
     assert_eq!(info.bands, vec![1, 2, 3]);
@@ -232,15 +234,7 @@ fn cli_export_random_init_loads() {
         .status()
         .unwrap();
     assert!(status.success());
-    let model = Model::load(
-        &out,
-        &SessionOptions {
-            device: Device::Cpu,
-            threads: 1,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let model = cpu_model(&out);
     assert!(model.info().fp16);
     assert!(model.info().version.as_deref().unwrap().contains("random init"));
 }
@@ -312,15 +306,7 @@ fn cli_export_states_the_training_images_pixel_type() {
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success(), "{image}: {err}");
-        let model = Model::load(
-            &out,
-            &SessionOptions {
-                device: Device::Cpu,
-                threads: 1,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let model = cpu_model(&out);
         let info = model.info();
         assert_eq!(
             info.properties.get("risk.input_type").map(String::as_str),

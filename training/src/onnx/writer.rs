@@ -240,25 +240,7 @@ impl GraphWriter {
     /// Each cell of `(N, C, a, b)` `x` repeated `k x k` times, cut to the height and width
     /// of `like` (`(N, *, h, w)` with `h <= a k`, `w <= b k`): nearest Resize, then Slice.
     pub fn repeat_cells_like(&mut self, prefix: &str, x: &str, k: i64, like: &str) -> String {
-        let scales_name = format!("{prefix}.repeat_scales");
-        self.initializers.push(TensorProto {
-            dims: vec![4],
-            data_type: Some(tensor_proto::DataType::Float as i32),
-            name: Some(scales_name.clone()),
-            raw_data: Some(
-                [1f32, 1.0, k as f32, k as f32]
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect(),
-            ),
-            ..Default::default()
-        });
-        let attrs = vec![
-            attr_str("mode", "nearest"),
-            attr_str("coordinate_transformation_mode", "asymmetric"),
-            attr_str("nearest_mode", "floor"),
-        ];
-        let up = self.node(prefix, "Resize", &[x, "", &scales_name], attrs);
+        let up = self.resize_nearest(prefix, x, &format!("{prefix}.repeat_scales"), k as f32);
         let hw = self.node(
             prefix,
             "Shape",
@@ -297,14 +279,19 @@ impl GraphWriter {
     /// Nearest-neighbour x2 upsampling as PyTorch's `upsample_nearest2d`
     /// (`asymmetric` coordinates, `floor` rounding).
     pub fn upsample2x(&mut self, prefix: &str, x: &str) -> String {
-        let scales_name = format!("{prefix}.scales");
+        self.resize_nearest(prefix, x, &format!("{prefix}.scales"), 2.0)
+    }
+
+    /// `Resize` of `(N, C, H, W)` `x` by `scale` along H and W, nearest neighbour as
+    /// PyTorch's `upsample_nearest2d`; the scales initialiser is called `scales_name`.
+    fn resize_nearest(&mut self, prefix: &str, x: &str, scales_name: &str, scale: f32) -> String {
         // Scales stay float32 whatever the graph type (Resize requires it).
         self.initializers.push(TensorProto {
             dims: vec![4],
             data_type: Some(tensor_proto::DataType::Float as i32),
-            name: Some(scales_name.clone()),
+            name: Some(scales_name.to_string()),
             raw_data: Some(
-                [1f32, 1.0, 2.0, 2.0]
+                [1f32, 1.0, scale, scale]
                     .iter()
                     .flat_map(|v| v.to_le_bytes())
                     .collect(),
@@ -316,7 +303,7 @@ impl GraphWriter {
             attr_str("coordinate_transformation_mode", "asymmetric"),
             attr_str("nearest_mode", "floor"),
         ];
-        self.node(prefix, "Resize", &[x, "", &scales_name], attrs)
+        self.node(prefix, "Resize", &[x, "", scales_name], attrs)
     }
 
     /// Softmax over `axis`, written to the value `output`.
