@@ -587,11 +587,8 @@ fn read_tiles(
                         tile_valid.resize(win.pixels(), false);
                         raster.read_valid(bands, win, &mut tile_valid, &mut scratch)?;
                         if float_input {
-                            for band in raw.chunks(win.pixels()) {
-                                for (v, x) in tile_valid.iter_mut().zip(band) {
-                                    *v &= x.is_finite();
-                                }
-                            }
+                            raw.chunks(win.pixels())
+                                .for_each(|band| mark_non_finite(&mut tile_valid, band));
                         }
                         crate::fill::fill_nearest(&mut raw, win.width, win.height, &tile_valid);
                         let dst = &mut data[i * c * ih * iw..(i + 1) * c * ih * iw];
@@ -695,11 +692,16 @@ fn mask_non_finite(
     buf.resize(window.pixels(), 0.0);
     for &b in bands {
         raster.read_band(b, window, &mut buf[..window.pixels()])?;
-        for (v, x) in valid.iter_mut().zip(buf.iter()) {
-            *v &= x.is_finite();
-        }
+        mark_non_finite(valid, buf);
     }
     Ok(())
+}
+
+/// Clears `valid` where `band` (one band's values, same pixels) is NaN or infinite.
+fn mark_non_finite(valid: &mut [bool], band: &[f32]) {
+    for (v, x) in valid.iter_mut().zip(band) {
+        *v &= x.is_finite();
+    }
 }
 
 /// Weighted sums of tile probabilities over `tile` rows of one column block, starting at

@@ -114,23 +114,12 @@ impl Provenance {
 pub fn crf_text(preset: &str, crf: Option<&crate::refine::CrfOptions>) -> String {
     match crf {
         None => "off".into(),
-        Some(c) => {
-            let p = &c.params;
-            format!(
-                "{preset}: {} iterations, Gaussian sxy {} compat {}, bilateral sxy {} srgb {} compat {}, \
-                 label compatibility {}, colour bands {:?}, CRF tile {} px halo {} px",
-                p.iterations,
-                p.gaussian_sxy,
-                p.gaussian_compat,
-                p.bilateral_sxy,
-                p.bilateral_srgb,
-                p.bilateral_compat,
-                p.compat,
-                c.bands,
-                c.tile,
-                c.halo
-            )
-        }
+        Some(c) => format!(
+            "{preset}: {}, CRF tile {} px halo {} px",
+            c.describe(),
+            c.tile,
+            c.halo
+        ),
     }
 }
 

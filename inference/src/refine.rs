@@ -43,6 +43,25 @@ pub struct CrfOptions {
     pub bands: [usize; 3],
 }
 
+impl CrfOptions {
+    /// `5 iterations, Gaussian sxy 3 compat 3, ..., colour bands [1, 2, 3]` (the run's log
+    /// line and the outputs' provenance).
+    pub fn describe(&self) -> String {
+        let p = &self.params;
+        format!(
+            "{} iterations, Gaussian sxy {} compat {}, bilateral sxy {} srgb {} compat {}, label compatibility {}, colour bands {:?}",
+            p.iterations,
+            p.gaussian_sxy,
+            p.gaussian_compat,
+            p.bilateral_sxy,
+            p.bilateral_srgb,
+            p.bilateral_compat,
+            p.compat,
+            self.bands
+        )
+    }
+}
+
 /// What the CRF pass did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct CrfReport {

@@ -735,18 +735,7 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
     }
     let crf = crf_options(&cli, &predictor.members()[0])?;
     if let Some(c) = &crf {
-        let p = &c.params;
-        tracing::info!(
-            "CRF: {} iterations, Gaussian sxy {} compat {}, bilateral sxy {} srgb {} compat {}, label compatibility {}, colour bands {:?}",
-            p.iterations,
-            p.gaussian_sxy,
-            p.gaussian_compat,
-            p.bilateral_sxy,
-            p.bilateral_srgb,
-            p.bilateral_compat,
-            p.compat,
-            c.bands
-        );
+        tracing::info!("CRF: {}", c.describe());
     }
 
     let provenance = provenance_of(&cli, &predictor, &decision, crf.as_ref(), (tile, overlap), rows)?;
