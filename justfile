@@ -57,6 +57,13 @@ bench:
 bench-infer:
     BIG=32768 bash bench/infer_vs_anchor.sh out/bench-infer
 
+# Training parity: risk-train vs the PyTorch reference trainer (bench/reference/train_ref.py),
+# B0, 3 seeds each, per-epoch validation metrics and issue 17's verdict (run on an idle
+# machine; bench/README.md says how long and how to read it).
+train-parity:
+    cargo build --release -q -p risk-training --bin risk-train
+    bash bench/train_parity.sh
+
 # A single-node Slurm on localhost runs the deploy/slurm job array in 4 shards + the mosaic
 # job (pixels identical to the single run); the Kubernetes manifests meet the schema (and
 # broken copies must not).
