@@ -8,6 +8,8 @@
 //! Inputs: `img.npy` uint8 (H, W, 3); `prob.npy` or `unary.npy` float32 (3, H, W).
 //! Writes `DIR/labels.npy` uint8 (H, W) and `DIR/Q.npy` float32 (3, H, W); prints the
 //! timings and class shares as one JSON line. Exit codes: 0 ok, 1 failure, 2 usage.
+//! Log lines go to stderr (`RISK_CRF_TIMING=1`: the CRF's build / inference split,
+//! `risk-crf timing: ...`; `RUST_LOG=debug` for more).
 //! `--out` is still accepted for `-o/--output` (older scripts).
 
 use std::io::Write;
@@ -66,8 +68,30 @@ struct Args {
     output: PathBuf,
 }
 
+/// The library's log lines to stderr as plain text, from `RUST_LOG`'s level (default info).
+fn init_logging() {
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::prelude::*;
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(LevelFilter::INFO);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .log_internal_errors(false)
+                .with_target(false)
+                .without_time()
+                .with_level(false),
+        )
+        .with(level)
+        .init();
+}
+
 fn main() -> ExitCode {
     risk_inference::output::install_signal_cleanup();
+    init_logging();
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
@@ -162,7 +186,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         params.iterations,
         plan.len(),
         rayon::current_num_threads(),
-        crf::simd::Isa::detect(),
+        crf::Isa::detect(),
         t0.elapsed().as_secs_f64(),
         shares_before.map_or("null".to_owned(), fmt),
         fmt(shares_after),

@@ -25,13 +25,13 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use rayon::prelude::*;
 
-#[cfg(test)]
-use super::lattice::embed;
-use super::lattice::{LANES, Value, scale_factors};
+use super::lattice::{LANES, scale_factors};
+use super::simd::Value;
 
 /// Regular lattice of the Gaussian kernel over a `width x height` image.
 pub struct Grid {
     width: usize,
+    #[cfg(test)]
     height: usize,
     scale: [f32; 2],
     /// Smallest `t` and `j` of any vertex.
@@ -54,6 +54,7 @@ impl Grid {
     pub fn new(width: usize, height: usize, sxy: f32) -> Grid {
         let mut g = Grid {
             width,
+            #[cfg(test)]
             height,
             scale: scale_factors::<2>(),
             t0: 0,
@@ -130,18 +131,9 @@ impl Grid {
         self.mask.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.mask.is_empty()
-    }
-
     /// Lattice vertices (grid points that some pixel's simplex touches).
     pub fn vertices(&self) -> usize {
         self.mask.iter().filter(|&&m| m != 0.0).count()
-    }
-
-    /// Heap bytes (the mask).
-    pub fn heap_bytes(&self) -> usize {
-        self.mask.len() * 4
     }
 
     /// Features as pydensecrf's `DenseCRF2D::addPairwiseGaussian`: `int / float` in f32.
@@ -157,6 +149,7 @@ impl Grid {
     }
 
     /// Vertex indices and barycentric weights of pixel `(x, y)`'s simplex, r = 0..=2.
+    #[cfg(test)]
     pub fn simplex(&self, x: usize, y: usize, ids: &mut [u32; 3], w: &mut [f32; 3]) {
         let (mut ii, mut ww) = ([0u32; 3], [0f32; 3]);
         self.simplices(y * self.width + x, &mut ii, &mut ww);
@@ -377,6 +370,7 @@ impl Grid {
 
     /// `K·1` per pixel (the normaliser's input), pydensecrf's scalar path: splat ones,
     /// blur axes 0..=2, slice `(b * V) * alpha`.
+    #[cfg(test)]
     pub fn filter_ones(&self, parts: usize) -> Vec<f32> {
         let n = self.width * self.height;
         let chunk = n.div_ceil(parts.max(1)).max(1);
@@ -551,7 +545,7 @@ fn blur_row(src: &[Value], mask: &[f32], base: usize, o1: isize, o2: isize, out:
 
 #[cfg(test)]
 mod tests {
-    use super::super::lattice::{Lattice, per_pixel};
+    use super::super::lattice::{Lattice, embed, per_pixel};
     use super::*;
 
     /// The grid has the hashed lattice's vertices and gives the same `K·1`, bit for bit

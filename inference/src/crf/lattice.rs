@@ -35,14 +35,14 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::simd;
+
 /// Largest feature dimension supported (the bilateral kernel has 5).
 pub const MAX_D: usize = 5;
 
-/// One vertex value: up to 4 channels (3 labels + padding, or the normaliser in lane 0).
-pub type Value = [f32; 4];
-
 /// Simplex of one pixel: closest remainder-0 point, ranks and barycentric weights.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg(test)]
 pub struct Simplex<const D: usize> {
     /// Remainder-0 lattice point, components 0..=D (only the first D are keys).
     pub rem0: [i32; MAX_D + 1],
@@ -62,6 +62,7 @@ pub fn scale_factors<const D: usize>() -> [f32; D] {
 /// feature vector onto the hyperplane, `E[j] = sm - j * cf` where `sm` accumulates
 /// `cf = f[j-1] * scale[j-1]` for `j = D..1`, and `E[0] = sm`.
 #[inline(always)]
+#[cfg(test)]
 fn elevate<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> [f32; MAX_D + 1] {
     let mut e = [0f32; MAX_D + 1];
     let mut sm = 0f32;
@@ -77,6 +78,7 @@ fn elevate<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> [f32; MAX_D + 1] {
 /// Embeds one feature vector: the scalar reference of `Permutohedral::init` (SSE path),
 /// steps 2 to 5 of `docs/pydensecrf.md` ("Building the lattice").
 #[inline]
+#[cfg(test)]
 pub fn embed<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> Simplex<D> {
     let dp1 = (D + 1) as f32;
     let down = 1.0f32 / dp1;
@@ -137,6 +139,7 @@ pub fn embed<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> Simplex<D> {
 /// stores so that a loop over pixels vectorises ([`barys`]); equal to `embed(f).bary`
 /// bit for bit (`tests` below).
 #[inline(always)]
+#[cfg(test)]
 pub fn bary_of<const D: usize>(f: &[f32; D], scale: &[f32; D]) -> [f32; MAX_D + 1] {
     let dp1 = (D + 1) as f32;
     let down = 1.0f32 / dp1;
@@ -201,6 +204,7 @@ where
 }
 
 /// A `fill` for [`barys`] from a function giving one pixel's features.
+#[cfg(test)]
 pub fn per_pixel<const D: usize>(
     features: impl Fn(usize) -> [f32; D],
 ) -> impl Fn(usize, usize, usize, Range<usize>, &mut [[f32; LANES]; MAX_D]) {
@@ -562,6 +566,7 @@ fn keys_lanes<const D: usize>(
     }
 }
 
+#[cfg(test)]
 impl<const D: usize> Simplex<D> {
     /// Key (first D components) of simplex vertex `r`.
     #[inline]
@@ -580,6 +585,7 @@ impl<const D: usize> Simplex<D> {
 /// Round half to even (as `_mm_cvtps_epi32` in the default rounding mode) without a libm
 /// call: adding and subtracting 1.5 * 2^23 rounds exactly for |x| < 2^22.
 #[inline(always)]
+#[cfg(test)]
 fn round_half_even(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0;
     if x.abs() < 4_194_304.0 {
@@ -630,10 +636,6 @@ impl<const D: usize> KeyTable<D> {
 
     pub fn len(&self) -> usize {
         self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
     }
 
     /// Keys by id.
@@ -858,8 +860,8 @@ impl<const D: usize> Lattice<D> {
                     }
                 }
             });
-        if std::env::var_os("RISK_CRF_TIMING").is_some() {
-            eprintln!(
+        if super::diag::timing_requested() {
+            tracing::info!(
                 "risk-crf lattice d={D}: embed+local {:.3} s, merge {:.3} s, neighbours {:.3} s",
                 (t_embed - t_start).as_secs_f64(),
                 (t_merge - t_embed).as_secs_f64(),
@@ -868,7 +870,7 @@ impl<const D: usize> Lattice<D> {
         }
         // The kernels index vertex values by these ids without bounds checks.
         assert!(
-            ids.is_empty() || super::simd::max_id(&ids) < m,
+            ids.is_empty() || simd::max_id(&ids) < m,
             "lattice ids out of range"
         );
         Lattice {
@@ -885,13 +887,9 @@ impl<const D: usize> Lattice<D> {
 
     /// Vertex ids of pixel `i`'s simplex.
     #[inline]
+    #[cfg(test)]
     pub fn simplex_ids(&self, i: usize) -> &[u32] {
         &self.ids[i * (D + 1)..(i + 1) * (D + 1)]
-    }
-
-    /// Bytes held per pixel and per vertex (for the memory figures in the docs).
-    pub fn heap_bytes(&self) -> usize {
-        self.ids.len() * 4 + self.neighbours.len() * 8
     }
 
     /// `alpha = 1 / (1 + 2^-D)` as pydensecrf computes it (float).
@@ -902,6 +900,7 @@ impl<const D: usize> Lattice<D> {
     /// Filters one channel exactly as pydensecrf's scalar path (value size 1):
     /// splat `in`, blur axes 0..=D, slice with `(b * V) * alpha`. Used for the normaliser;
     /// `features` as given to [`Lattice::build`].
+    #[cfg(test)]
     pub fn filter_scalar(
         &self,
         input: &[f32],

@@ -21,7 +21,8 @@
 //! so they agree with the scalar code to within 1e-5 (property tests in
 //! `tests/crf_simd.rs`), not bit for bit.
 
-use super::lattice::Value;
+/// One vertex value: 3 label channels and lane 3, which carries the normaliser `K·1`.
+pub type Value = [f32; 4];
 
 /// Which instruction set the kernels use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,16 +35,24 @@ pub enum Isa {
 impl Isa {
     /// The best instruction set this CPU has; `RISK_CRF_ISA=scalar|sse41|avx2` forces one
     /// (falling back to scalar if the CPU lacks it).
+    /// The choice is logged at debug level, or at info level when `RISK_CRF_ISA` is set.
     pub fn detect() -> Isa {
         let forced = std::env::var("RISK_CRF_ISA").ok();
         let best = Self::best();
-        match forced.as_deref() {
+        let isa = match forced.as_deref() {
             Some("scalar") => Isa::Scalar,
             Some("sse41") if best != Isa::Scalar => Isa::Sse41,
             Some("avx2") if best == Isa::Avx2Fma => Isa::Avx2Fma,
             Some(_) => Isa::Scalar,
             None => best,
+        };
+        match forced {
+            Some(asked) => {
+                tracing::info!("risk-crf kernels: {isa:?} (RISK_CRF_ISA={asked}, best on this CPU {best:?})")
+            }
+            None => tracing::debug!("risk-crf kernels: {isa:?}"),
         }
+        isa
     }
 
     /// Every instruction set usable on this CPU (for tests).
@@ -117,6 +126,7 @@ pub fn blur_scalar(
 
 /// Slices `out.len()` pixels: `ids` is (pixels, R) and `w` (R, pixels). Checks every id
 /// (one vectorised pass), then runs [`gather_unchecked`].
+#[cfg(test)]
 pub fn gather<const R: usize>(
     isa: Isa,
     vals: &[Value],
@@ -131,6 +141,7 @@ pub fn gather<const R: usize>(
 }
 
 /// The safe kernels' checks: `R` ids and weights per pixel, every id below `vertices`.
+#[cfg(test)]
 fn check_simplices<const R: usize>(ids: &[u32], w: &[f32], pixels: usize, vertices: usize) {
     assert!(ids.len() == R * pixels && w.len() == R * pixels);
     assert!(ids.is_empty() || max_id(ids) < vertices, "vertex id out of range");
@@ -180,6 +191,7 @@ pub fn gather_scalar(vals: &[Value], ids: &[u32], w: &[f32], alpha: f32, out: &m
 
 /// Splats `q.len()` pixels into `vals`: `ids`, `w` as in [`gather`]. Checks every id, then
 /// runs [`scatter_unchecked`].
+#[cfg(test)]
 pub fn scatter<const R: usize>(isa: Isa, vals: &mut [Value], ids: &[u32], w: &[f32], q: &[Value]) {
     check_simplices::<R>(ids, w, q.len(), vals.len());
     // SAFETY: lengths and ids checked above.

@@ -1,8 +1,8 @@
-//! Property tests: every SIMD kernel this CPU can run equals the scalar reference within
-//! 1e-5 on random inputs (deterministic xorshift generator, many sizes and seeds).
+//! Property tests of the private SIMD kernels: every one this CPU can run equals the scalar
+//! reference within 1e-5 on random inputs (deterministic xorshift generator, many sizes and
+//! seeds).
 
-use risk_inference::crf::lattice::Value;
-use risk_inference::crf::simd::{self, Isa};
+use super::simd::{self, Isa, Value};
 
 /// xorshift64*: small, deterministic, good enough for test inputs.
 struct Rng(u64);
