@@ -19,7 +19,7 @@
 //! multiply then an add, and uses glibc `expf` for 3 labels). The SIMD versions fuse
 //! multiply-adds where FMA exists and use a polynomial `exp` (relative error below 2e-7),
 //! so they agree with the scalar code to within 1e-5 (property tests in
-//! `tests/crf_simd.rs`), not bit for bit.
+//! `crf/simd_tests.rs`), not bit for bit.
 
 /// One vertex value: 3 label channels and lane 3, which carries the normaliser `K·1`.
 pub type Value = [f32; 4];
