@@ -34,12 +34,15 @@ synth seed="1" size="1024":
 synth-stats generator="v2" size="2048" seeds="401,402,403,404,405,406,407,408,409,410,411,412":
     cargo run --release -p risk-training --bin risk-train -- synth-stats --generator {{generator}} --size {{size}} --seeds {{seeds}} --train-seed 400
 
-# The main job: risk-infer on a shipped fixture with the shipped default model.
+# The main job: risk-infer on a shipped fixture (demo512: a generated v2 scene, the shipped
+# model's kind of imagery) with the shipped default model, then the map against the
+# fixture's labels (risk-eval; its figures and report go to out/demo_eval/).
 demo:
-    cargo build --release -p risk-inference --bin risk-infer
+    cargo build --release -p risk-inference --bin risk-infer --bin risk-eval
     mkdir -p out
-    ./target/release/risk-infer fixtures/scene512.tif -o out/risk.tif
+    ./target/release/risk-infer fixtures/demo512.tif -o out/risk.tif
     gdalinfo out/risk.tif | grep -E "^Size is|^PROJCRS|^Origin|^Pixel Size|NoData"
+    ./target/release/risk-eval out/risk.tif --truth fixtures/demo512_labels.tif -o out/demo_eval
 
 # Print a model's metadata (default: the shipped model).
 info model="models/default.onnx":
