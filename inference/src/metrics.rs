@@ -7,8 +7,12 @@
 //! ([`evaluate_rasters`]), so a raster of any size is evaluated in bounded memory. From the
 //! matrix, [`ConfusionMatrix::metrics`] gives Cohen's kappa, quadratic-weighted kappa,
 //! overall accuracy, per-class precision / recall / F1 / IoU and Spearman's rho between the
-//! true and predicted ordinal class. [`report`] writes and reads `metrics.json`, compares
-//! with a baseline and checks the SPEC targets; [`plot`] draws the PNGs.
+//! true and predicted ordinal class. With the `plot` feature (on by default; `risk-eval`
+//! needs it, `risk-infer` does not): `report` writes and reads `metrics.json`, compares
+//! with a baseline and checks the SPEC targets, and `plot` draws the PNGs (it links the
+//! `image` and `ab_glyph` crates, which is why it is a feature). What the PNGs need from
+//! the streaming evaluation it takes as a [`StripObserver`], so this module does not
+//! depend on them.
 //!
 //! # Conventions (scikit-learn 1.9 / SciPy 1.17, checked by `tests/metrics_sklearn.rs`)
 //!
@@ -42,7 +46,9 @@ use std::path::{Path, PathBuf};
 
 use crate::raster::{GeoRef, InputRaster, RasterError, Window};
 
+#[cfg(feature = "plot")]
 pub mod plot;
+#[cfg(feature = "plot")]
 pub mod report;
 
 pub use crate::classes::{CLASS_NAMES, NODATA, NUM_CLASSES};
@@ -343,14 +349,22 @@ impl ConfusionMatrix {
     }
 }
 
-/// How [`evaluate_rasters`] reads and what it builds besides the confusion matrix.
+/// How [`evaluate_rasters`] reads.
 #[derive(Clone, Debug, Default)]
 pub struct EvalOptions {
     /// Rows per strip; `None` picks whole GDAL block rows adding up to about 8 Mi pixels.
     pub strip_rows: Option<usize>,
-    /// Build the truth / prediction / errors quicklook with this long side in pixels per
-    /// panel; `None` builds none.
-    pub quicklook_max_side: Option<usize>,
+}
+
+/// Sees every strip that [`evaluate_rasters_with`] counts, in order (risk-eval's
+/// quicklook): the window and its truth and prediction classes after the nodata rules.
+pub trait StripObserver {
+    fn add_strip(&mut self, window: Window, truth: &[u8], pred: &[u8]);
+}
+
+/// No observer.
+impl StripObserver for () {
+    fn add_strip(&mut self, _: Window, _: &[u8], _: &[u8]) {}
 }
 
 /// What [`evaluate_rasters`] found.
@@ -359,7 +373,6 @@ pub struct RasterEvaluation {
     /// Raster size, columns x rows.
     pub width: usize,
     pub height: usize,
-    pub quicklook: Option<plot::Quicklook>,
 }
 
 /// Checks that two rasters share size, geotransform and CRS; the error names both files
@@ -449,8 +462,19 @@ impl NodataRule {
 }
 
 /// Streams band 1 of `pred` and `truth` (class maps: 0, 1, 2, nodata) strip by strip,
-/// after checking that they align, into a confusion matrix and, if asked, a quicklook.
+/// after checking that they align, into a confusion matrix.
 pub fn evaluate_rasters(pred: &Path, truth: &Path, options: &EvalOptions) -> Result<RasterEvaluation> {
+    evaluate_rasters_with(pred, truth, options, |_, _| ()).map(|(evaluation, ())| evaluation)
+}
+
+/// [`evaluate_rasters`], also feeding every strip to the observer that `observer` makes
+/// for the raster's width and height (once the rasters are known to align).
+pub fn evaluate_rasters_with<O: StripObserver>(
+    pred: &Path,
+    truth: &Path,
+    options: &EvalOptions,
+    observer: impl FnOnce(usize, usize) -> O,
+) -> Result<(RasterEvaluation, O)> {
     let mut pred = InputRaster::open(pred)?;
     let mut truth = InputRaster::open(truth)?;
     check_alignment(&pred, &truth)?;
@@ -466,9 +490,7 @@ pub fn evaluate_rasters(pred: &Path, truth: &Path, options: &EvalOptions) -> Res
         }
     }
     .min(height);
-    let mut quicklook = options
-        .quicklook_max_side
-        .map(|side| plot::QuicklookBuilder::new(width, height, side));
+    let mut observer = observer(width, height);
 
     let capacity = strip_rows * width;
     let (mut pv, mut tv) = (vec![0u8; capacity], vec![0u8; capacity]);
@@ -495,19 +517,19 @@ pub fn evaluate_rasters(pred: &Path, truth: &Path, options: &EvalOptions) -> Res
             },
             other => other,
         })?;
-        if let Some(q) = quicklook.as_mut() {
-            q.add_strip(window, t, p);
-        }
+        observer.add_strip(window, t, p);
         // Counted: GDAL need not keep these blocks, so memory stays at one strip.
         pred.drop_cached_blocks();
         truth.drop_cached_blocks();
     }
-    Ok(RasterEvaluation {
-        confusion,
-        width,
-        height,
-        quicklook: quicklook.map(plot::QuicklookBuilder::finish),
-    })
+    Ok((
+        RasterEvaluation {
+            confusion,
+            width,
+            height,
+        },
+        observer,
+    ))
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use image::{Rgb, RgbImage};
 
-use super::{CLASS_NAMES, ConfusionMatrix, Metrics, NUM_CLASSES};
+use super::{CLASS_NAMES, ConfusionMatrix, Metrics, NUM_CLASSES, StripObserver};
 use crate::raster::Window;
 
 /// Low, Medium, High: the class-map palette of [`crate::classes::PALETTE`].
@@ -194,6 +194,13 @@ impl QuicklookBuilder {
         self.truth_hist.fill([0; 4]);
         self.pred_hist.fill([0; 4]);
         self.error_hist.fill([0; 6]);
+    }
+}
+
+/// Fed the strips of `evaluate_rasters_with` (see [`QuicklookBuilder::add_strip`]).
+impl StripObserver for QuicklookBuilder {
+    fn add_strip(&mut self, window: Window, truth: &[u8], pred: &[u8]) {
+        QuicklookBuilder::add_strip(self, window, truth, pred);
     }
 }
 

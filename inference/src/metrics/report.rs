@@ -33,7 +33,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{CLASS_NAMES, EvalOptions, Metrics, MetricsError, NUM_CLASSES, Result, evaluate_rasters, plot};
+use super::{
+    CLASS_NAMES, EvalOptions, Metrics, MetricsError, NUM_CLASSES, Result, evaluate_rasters_with, plot,
+};
 
 /// The `schema` value of the current format.
 pub const SCHEMA: &str = "risk-seg/metrics/v1";
@@ -427,9 +429,11 @@ pub fn evaluate_to_dir(request: &EvaluateRequest) -> Result<EvaluateOutcome> {
 fn evaluate_into(request: &EvaluateRequest, baseline: Option<MetricsFile>) -> Result<EvaluateOutcome> {
     let options = EvalOptions {
         strip_rows: request.strip_rows,
-        quicklook_max_side: Some(request.quicklook_max_side),
     };
-    let evaluation = evaluate_rasters(&request.prediction, &request.truth, &options)?;
+    let (evaluation, quicklook) =
+        evaluate_rasters_with(&request.prediction, &request.truth, &options, |w, h| {
+            plot::QuicklookBuilder::new(w, h, request.quicklook_max_side)
+        })?;
     let metrics = evaluation.confusion.metrics();
     if metrics.pixels == 0 {
         return Err(MetricsError::NothingToEvaluate {
@@ -464,9 +468,8 @@ fn evaluate_into(request: &EvaluateRequest, baseline: Option<MetricsFile>) -> Re
         &format!("Confusion matrix, {} pixels", plot::thousands(metrics.pixels)),
         &files,
     );
-    let quicklook = evaluation.quicklook.as_ref().expect("quicklook was asked for");
     let quicklook = plot::render_quicklook(
-        quicklook,
+        &quicklook.finish(),
         "Risk: truth vs prediction vs errors",
         &format!("{files}; {scores}"),
     );
