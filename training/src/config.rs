@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use risk_inference::classes::NUM_CLASSES;
+
 use crate::data::SamplingConfig;
 use crate::loss::LossConfig;
 use crate::model::UNetConfig;
@@ -363,9 +365,9 @@ impl TrainConfig {
         {
             return Err("data.block_tiles must be >= 1 and val_fraction + test_fraction < 1".into());
         }
-        if self.loss.alpha.len() != 3 {
+        if self.loss.alpha.len() != NUM_CLASSES {
             return Err(format!(
-                "loss.alpha needs 3 class weights, got {}",
+                "loss.alpha needs {NUM_CLASSES} class weights, got {}",
                 self.loss.alpha.len()
             ));
         }

@@ -15,8 +15,9 @@ use super::attention::Cbam;
 use super::decoder::Decoder;
 use super::encoder::{Encoder, EncoderConfig};
 
-/// Number of ordinal classes (Low, Medium, High).
-pub const CLASSES: i64 = 3;
+/// Number of ordinal classes (Low, Medium, High): the project's one definition,
+/// `risk_inference::classes::NUM_CLASSES`, as the i64 that tensor shapes take.
+pub const CLASSES: i64 = risk_inference::classes::NUM_CLASSES as i64;
 
 /// The encoder's deepest stride: CBAM's features are `(H / 32, W / 32)`.
 pub const DEEPEST_STRIDE: i64 = 32;
