@@ -31,7 +31,7 @@ pub struct Transform {
 }
 
 /// Test-time augmentation: which transforms each tile is seen under.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tta {
     /// The tile as it is.
     None,

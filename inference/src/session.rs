@@ -77,7 +77,7 @@ use ort::session::{IoBinding, Session};
 use ort::value::{DynTensor, TensorElementType, TensorRef, ValueType};
 
 /// Where to run the model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Device {
     /// TensorRT, else CUDA, else CPU.
     Auto,
@@ -87,7 +87,7 @@ pub enum Device {
 }
 
 /// Whether batches go through IO binding (module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoBindingMode {
     /// On for CUDA and TensorRT, off on the CPU.
     Auto,
@@ -122,7 +122,7 @@ pub struct SessionOptions {
 /// ONNX Runtime's graph optimisation levels (ORT_ENABLE_BASIC, _EXTENDED, _LAYOUT, _ALL).
 /// `ort` 2.0.0-rc.15 calls them `Level1`, `Level2`, `Level3` and `All`; `Level3` is the
 /// NCHWc layout pass alone, `All` everything.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Optimization {
     Basic,
     Extended,

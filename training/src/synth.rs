@@ -89,7 +89,7 @@ pub const T_HIGH: f32 = 0.565;
 pub const T_MEDIUM: f32 = 0.543;
 
 /// Pixel type of the generated image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SynthDtype {
     U8,
     U16,
@@ -97,7 +97,7 @@ pub enum SynthDtype {
 
 /// Version of the generative model (see the module overview). Scenes of one version and
 /// seed never change; v2 is the default.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Generator {
     /// The first model: Medium only as a thin band, one fixed sensor (the committed
     /// fixtures and the shipped model's training and held-out scenes).

@@ -136,7 +136,7 @@ struct Cli {
     /// rotated (d4: 8 views) and average; slower, often a little better.
     ///
     /// Each view's prediction is turned back before the average.
-    #[arg(long, value_enum, default_value_t = Tta::None, help_heading = MODEL)]
+    #[arg(long, default_value = "none", value_parser = TtaArg::parser(), help_heading = MODEL)]
     tta: Tta,
     /// Also run the tiles resized by these factors, e.g. 0.75,1,1.25, and average.
     ///
@@ -216,7 +216,7 @@ struct Cli {
     memory_budget: usize,
     /// Where the model runs: auto (TensorRT, else CUDA, else the CPU), cpu, cuda or
     /// tensorrt.
-    #[arg(long, value_enum, default_value_t = Device::Auto, help_heading = GPU)]
+    #[arg(long, default_value = "auto", value_parser = DeviceArg::parser(), help_heading = GPU)]
     device: Device,
     /// Which GPU, for cuda / tensorrt.
     #[arg(long, default_value_t = 0, help_heading = GPU)]
@@ -232,7 +232,7 @@ struct Cli {
     ///
     /// On: batches go through page-locked host tensors bound to the session (ONNX Runtime's
     /// IO binding).
-    #[arg(long, value_enum, default_value_t = IoBindingMode::Auto, help_heading = GPU)]
+    #[arg(long, default_value = "auto", value_parser = IoBindingArg::parser(), help_heading = GPU)]
     io_binding: IoBindingMode,
     /// Only errors on stderr; no progress bar.
     #[arg(short, long, global = true)]
@@ -1165,3 +1165,59 @@ mod tests {
         );
     }
 }
+
+/// Command-line spellings and help of the library's enums (the library has no clap): each
+/// mirror parses with clap's `ValueEnum` and maps to the library's value.
+macro_rules! cli_mirror {
+    ($(#[$doc:meta])* $arg:ident => $lib:ty { $($(#[$vdoc:meta])* $v:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+        enum $arg {
+            $($(#[$vdoc])* $v),+
+        }
+
+        impl $arg {
+            /// The parser of the field: the mirror's values, mapped to the library's.
+            fn parser() -> impl clap::builder::TypedValueParser<Value = $lib> {
+                use clap::builder::TypedValueParser as _;
+                clap::builder::EnumValueParser::<$arg>::new().map(|v| match v {
+                    $($arg::$v => <$lib>::$v),+
+                })
+            }
+        }
+    };
+}
+
+cli_mirror!(
+    /// `--tta`: [`Tta`].
+    TtaArg => Tta {
+        /// The tile as it is.
+        None,
+        /// Identity, left-right flip, up-down flip, both (4 views).
+        Flips,
+        /// The eight symmetries of the square: flips, rotations by 90/180/270 degrees and
+        /// the two diagonal reflections (8 views).
+        D4,
+    }
+);
+
+cli_mirror!(
+    /// `--device`: [`Device`].
+    DeviceArg => Device {
+        /// TensorRT, else CUDA, else CPU.
+        Auto,
+        Cpu,
+        Cuda,
+        Tensorrt,
+    }
+);
+
+cli_mirror!(
+    /// `--io-binding`: [`IoBindingMode`].
+    IoBindingArg => IoBindingMode {
+        /// On for CUDA and TensorRT, off on the CPU.
+        Auto,
+        On,
+        Off,
+    }
+);

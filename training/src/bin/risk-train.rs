@@ -64,11 +64,11 @@ enum Command {
         #[arg(long)]
         nir: bool,
         /// Pixel type of the image.
-        #[arg(long, value_enum, default_value_t = SynthDtype::U8)]
-        dtype: SynthDtype,
+        #[arg(long, value_enum, default_value_t = DtypeArg::U8)]
+        dtype: DtypeArg,
         /// Version of the generative model (v1: the fixtures' and the shipped model's).
-        #[arg(long, value_enum, default_value_t = Generator::V2)]
-        generator: Generator,
+        #[arg(long, value_enum, default_value_t = GeneratorArg::V2)]
+        generator: GeneratorArg,
         /// Also write the oracle: per pixel the Bayes-optimal P(Low), P(Medium), P(High)
         /// given every latent field but `hidden` (float32, nodata -1).
         #[arg(long)]
@@ -87,8 +87,8 @@ enum Command {
         /// Side of the square scenes in pixels.
         #[arg(long, default_value_t = 1024)]
         size: usize,
-        #[arg(long, value_enum, default_value_t = Generator::V2)]
-        generator: Generator,
+        #[arg(long, value_enum, default_value_t = GeneratorArg::V2)]
+        generator: GeneratorArg,
     },
     /// Write the committed test scenes (synth::FIXTURES) into a folder.
     Fixtures {
@@ -432,6 +432,41 @@ fn same_file<'a>(paths: &[Option<&'a PathBuf>]) -> Option<&'a PathBuf> {
         .map(|(_, p)| *p)
 }
 
+/// `--dtype`: the library's [`SynthDtype`] with clap's spellings (u8, u16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DtypeArg {
+    U8,
+    U16,
+}
+
+impl From<DtypeArg> for SynthDtype {
+    fn from(d: DtypeArg) -> Self {
+        match d {
+            DtypeArg::U8 => SynthDtype::U8,
+            DtypeArg::U16 => SynthDtype::U16,
+        }
+    }
+}
+
+/// `--generator`: the library's [`Generator`] with clap's spellings (v1, v2) and help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum GeneratorArg {
+    /// The first model: Medium only as a thin band, one fixed sensor (the committed
+    /// fixtures and the shipped model's training and held-out scenes).
+    V1,
+    /// Medium also in patches, per-scene sensor and illumination, a narrower `hidden`.
+    V2,
+}
+
+impl From<GeneratorArg> for Generator {
+    fn from(g: GeneratorArg) -> Self {
+        match g {
+            GeneratorArg::V1 => Generator::V1,
+            GeneratorArg::V2 => Generator::V2,
+        }
+    }
+}
+
 /// Prints the `synth-stats` tables (Markdown).
 fn synth_stats(seeds: &[u64], train_seed: u64, size: usize, generator: Generator) {
     let cfg = |seed| SynthConfig {
@@ -534,12 +569,13 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::from(2);
             }
+            let generator = Generator::from(generator);
             let cfg = SynthConfig {
                 width,
                 height,
                 seed,
                 nir,
-                dtype,
+                dtype: dtype.into(),
                 generator,
                 ..SynthConfig::default()
             };
@@ -565,7 +601,7 @@ fn main() -> ExitCode {
             size,
             generator,
         } => {
-            synth_stats(&seeds, train_seed, size, generator);
+            synth_stats(&seeds, train_seed, size, generator.into());
             Ok(())
         }
         Command::Fixtures { output } => synth::FIXTURES.iter().try_for_each(|f| {
