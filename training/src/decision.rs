@@ -9,7 +9,7 @@
 //! The validation scene must be one that neither training nor testing uses: the offsets
 //! are chosen on it, so scores on it are optimistic.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use prost::Message;
 use risk_inference::decision::{self, Fit, Targets};
@@ -19,8 +19,31 @@ use risk_inference::session::{Device, Model, SessionOptions};
 
 use crate::onnx::proto;
 
+/// Why fitting or writing a decision rule failed; every message names the file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error(transparent)]
+    Model(#[from] risk_inference::session::ModelError),
+    #[error(transparent)]
+    Run(#[from] engine::EngineError),
+    /// The fit's inputs could not be read, or no rule could be fitted.
+    #[error("{0}")]
+    Fit(String),
+    #[error("{}: cannot read ({err})", path.display())]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("{}: not an ONNX model ({err})", path.display())]
+    NotOnnx { path: PathBuf, err: prost::DecodeError },
+    #[error("{}: cannot write ({err})", path.display())]
+    Write { path: PathBuf, err: std::io::Error },
+}
+
 /// Runs `model` over `image` and fits its decision rule against `labels`.
-pub fn fit_on_scene(model: &Path, image: &Path, labels: &Path, targets: &Targets) -> anyhow::Result<Fit> {
+pub fn fit_on_scene(
+    model: &Path,
+    image: &Path,
+    labels: &Path,
+    targets: &Targets,
+) -> Result<Fit, DecideError> {
     let session = SessionOptions {
         device: Device::Cpu,
         ..SessionOptions::default()
@@ -39,24 +62,30 @@ pub fn fit_on_scene(model: &Path, image: &Path, labels: &Path, targets: &Targets
         &EngineOptions::default(),
         &mut |_, _| {},
     )?;
-    let (p, truth) = decision::read_fit_inputs(&probs.0, labels).map_err(anyhow::Error::msg)?;
-    decision::fit(&p, &truth, targets).map_err(|e| anyhow::anyhow!("{}: {e}", labels.display()))
+    let (p, truth) = decision::read_fit_inputs(&probs.0, labels).map_err(DecideError::Fit)?;
+    decision::fit(&p, &truth, targets).map_err(|e| DecideError::Fit(format!("{}: {e}", labels.display())))
 }
 
 /// Copies the ONNX model `input` to `output` with metadata `key` set to `value` (replaced
 /// if present), through a temporary file renamed into place (`output` may be `input`).
-pub fn set_metadata(input: &Path, output: &Path, key: &str, value: &str) -> anyhow::Result<()> {
-    let bytes =
-        std::fs::read(input).map_err(|e| anyhow::anyhow!("{}: cannot read ({e})", input.display()))?;
-    let mut model = proto::ModelProto::decode(bytes.as_slice())
-        .map_err(|e| anyhow::anyhow!("{}: not an ONNX model ({e})", input.display()))?;
+pub fn set_metadata(input: &Path, output: &Path, key: &str, value: &str) -> Result<(), DecideError> {
+    let bytes = std::fs::read(input).map_err(|err| DecideError::Read {
+        path: input.to_path_buf(),
+        err,
+    })?;
+    let mut model = proto::ModelProto::decode(bytes.as_slice()).map_err(|err| DecideError::NotOnnx {
+        path: input.to_path_buf(),
+        err,
+    })?;
     model.metadata_props.retain(|p| p.key.as_deref() != Some(key));
     model.metadata_props.push(proto::StringStringEntryProto {
         key: Some(key.to_string()),
         value: Some(value.to_string()),
     });
-    crate::write_atomic(output, &model.encode_to_vec())
-        .map_err(|e| anyhow::anyhow!("{}: cannot write ({e})", output.display()))
+    crate::write_atomic(output, &model.encode_to_vec()).map_err(|err| DecideError::Write {
+        path: output.to_path_buf(),
+        err,
+    })
 }
 
 /// A one-line summary of a fit for logs.
