@@ -216,7 +216,103 @@ pub struct ModelInfo {
     pub properties: BTreeMap<String, String>,
 }
 
+/// What a model's graph was checked to offer ([`Model::check_graph`]).
+struct GraphContract {
+    /// Input channels (the `image` input's fixed C).
+    channels: usize,
+    /// Whether `image` is float16.
+    fp16: bool,
+    /// Whether the `ordinal` output is present.
+    has_ordinal: bool,
+}
+
 impl ModelInfo {
+    /// The meaning of the `risk.*` properties for a graph that keeps the contract:
+    /// bands, normalisation, tiling, class names and CRF setting, with their defaults.
+    fn from_properties(
+        path: &Path,
+        graph: GraphContract,
+        properties: BTreeMap<String, String>,
+    ) -> Result<Self> {
+        let GraphContract {
+            channels,
+            fp16,
+            has_ordinal,
+        } = graph;
+        let contract = |msg: String| ModelError::Contract {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let get = |k: &str| properties.get(k).map(String::as_str);
+        let per_band = |key: &str, default: f32| -> Result<Vec<f32>> {
+            match get(key) {
+                None => Ok(vec![default; channels]),
+                Some(v) => {
+                    let mut list: Vec<f32> = parse_list(path, key, v)?;
+                    if list.len() == 1 {
+                        list = vec![list[0]; channels];
+                    }
+                    if list.len() != channels {
+                        return Err(contract(format!(
+                            "metadata {key} has {} values for {channels} input channels",
+                            list.len()
+                        )));
+                    }
+                    Ok(list)
+                }
+            }
+        };
+        let bands: Vec<usize> = match get("risk.bands") {
+            Some(v) => parse_list(path, "risk.bands", v)?,
+            None => (1..=channels).collect(),
+        };
+        if bands.len() != channels || bands.contains(&0) {
+            return Err(contract(format!(
+                "metadata risk.bands = {bands:?} must list {channels} band numbers starting at 1"
+            )));
+        }
+        let scale = match get("risk.scale") {
+            Some(_) => Some(per_band("risk.scale", 1.0)?),
+            None => None,
+        };
+        let std = per_band("risk.std", 1.0)?;
+        if std.contains(&0.0) {
+            return Err(contract("metadata risk.std has a zero".into()));
+        }
+        let parse_usize = |key: &str, default: usize| -> Result<usize> {
+            get(key)
+                .map(|v| {
+                    v.trim()
+                        .parse::<usize>()
+                        .map_err(|_| contract(format!("metadata {key} = {v:?} is not a number")))
+                })
+                .unwrap_or(Ok(default))
+        };
+        let class_names = get("risk.class_names")
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+            .unwrap_or_else(|| {
+                crate::classes::CLASS_NAMES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            });
+        Ok(Self {
+            channels,
+            bands,
+            scale,
+            mean: per_band("risk.mean", 0.0)?,
+            std,
+            class_names,
+            tile_size: parse_usize("risk.tile_size", 512)?,
+            tile_overlap: parse_usize("risk.tile_overlap", 64)?,
+            crf: get("risk.crf").map(str::to_string),
+            version: get("risk.model_version").map(str::to_string),
+            has_ordinal,
+            fp16,
+            properties,
+        })
+    }
+
     /// The factor of band `i` (position in `bands`) for a raster of GDAL type `gdal_type`.
     pub fn scale_for(&self, i: usize, gdal_type: &str) -> f32 {
         match &self.scale {
@@ -455,7 +551,18 @@ impl Model {
         builder.commit_from_file(path).map_err(invalid)
     }
 
+    /// The model's metadata (`risk.*`, see the module docs) read once the graph keeps
+    /// the contract: [`Model::check_graph`], then the properties, then their meaning
+    /// ([`ModelInfo::from_properties`]). Each step's errors name the model file.
     fn read_info(path: &Path, session: &Session) -> Result<ModelInfo> {
+        let graph = Self::check_graph(path, session)?;
+        let properties = Self::read_properties(path, session)?;
+        ModelInfo::from_properties(path, graph, properties)
+    }
+
+    /// The contract of the graph itself: an `image` input (N, C, H, W) of float32 or
+    /// float16 with fixed C, a `probs` output (N, 3, H, W), and whether it has `ordinal`.
+    fn check_graph(path: &Path, session: &Session) -> Result<GraphContract> {
         let contract = |msg: String| ModelError::Contract {
             path: path.to_path_buf(),
             msg,
@@ -497,13 +604,21 @@ impl Model {
                 ))
             })?;
         let out_dims = dims(probs.dtype());
-        if out_dims.len() != 4 || (out_dims[1] != 3 && out_dims[1] != -1) {
+        if out_dims.len() != 4 || (out_dims[1] != crate::classes::NUM_CLASSES as i64 && out_dims[1] != -1) {
             return Err(contract(format!(
                 "output `probs` must be (N, 3, H, W), got {out_dims:?}"
             )));
         }
         let has_ordinal = session.outputs().iter().any(|o| o.name() == "ordinal");
+        Ok(GraphContract {
+            channels,
+            fp16,
+            has_ordinal,
+        })
+    }
 
+    /// Every custom metadata property of the model.
+    fn read_properties(path: &Path, session: &Session) -> Result<BTreeMap<String, String>> {
         let meta = session.metadata().map_err(|e| ModelError::Run {
             path: path.to_path_buf(),
             msg: e.to_string(),
@@ -514,74 +629,7 @@ impl Model {
                 properties.insert(key, v);
             }
         }
-        let get = |k: &str| properties.get(k).map(String::as_str);
-        let per_band = |key: &str, default: f32| -> Result<Vec<f32>> {
-            match get(key) {
-                None => Ok(vec![default; channels]),
-                Some(v) => {
-                    let mut list: Vec<f32> = parse_list(path, key, v)?;
-                    if list.len() == 1 {
-                        list = vec![list[0]; channels];
-                    }
-                    if list.len() != channels {
-                        return Err(contract(format!(
-                            "metadata {key} has {} values for {channels} input channels",
-                            list.len()
-                        )));
-                    }
-                    Ok(list)
-                }
-            }
-        };
-        let bands: Vec<usize> = match get("risk.bands") {
-            Some(v) => parse_list(path, "risk.bands", v)?,
-            None => (1..=channels).collect(),
-        };
-        if bands.len() != channels || bands.contains(&0) {
-            return Err(contract(format!(
-                "metadata risk.bands = {bands:?} must list {channels} band numbers starting at 1"
-            )));
-        }
-        let scale = match get("risk.scale") {
-            Some(_) => Some(per_band("risk.scale", 1.0)?),
-            None => None,
-        };
-        let std = per_band("risk.std", 1.0)?;
-        if std.contains(&0.0) {
-            return Err(contract("metadata risk.std has a zero".into()));
-        }
-        let parse_usize = |key: &str, default: usize| -> Result<usize> {
-            get(key)
-                .map(|v| {
-                    v.trim()
-                        .parse::<usize>()
-                        .map_err(|_| contract(format!("metadata {key} = {v:?} is not a number")))
-                })
-                .unwrap_or(Ok(default))
-        };
-        let class_names = get("risk.class_names")
-            .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
-            .unwrap_or_else(|| {
-                crate::classes::CLASS_NAMES
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            });
-        Ok(ModelInfo {
-            channels,
-            bands,
-            scale,
-            mean: per_band("risk.mean", 0.0)?,
-            std,
-            class_names,
-            tile_size: parse_usize("risk.tile_size", 512)?,
-            tile_overlap: parse_usize("risk.tile_overlap", 64)?,
-            crf: get("risk.crf").map(str::to_string),
-            version: get("risk.model_version").map(str::to_string),
-            has_ordinal,
-            fp16,
-            properties,
-        })
+        Ok(properties)
     }
 
     pub fn info(&self) -> &ModelInfo {
