@@ -234,6 +234,29 @@ pub fn reflect(i: isize, n: usize) -> usize {
     (if m < n as isize { m } else { period - m }) as usize
 }
 
+/// Training tile origins along one axis of length `len` ([`training_grid`]).
+fn training_origins(len: usize, tile: usize, stride: usize) -> Vec<usize> {
+    if len < tile {
+        return Vec::new();
+    }
+    let mut v: Vec<usize> = (0..=len - tile).step_by(stride).collect();
+    if v.last() != Some(&(len - tile)) {
+        v.push(len - tile);
+    }
+    v
+}
+
+/// The tile windows of training (`risk-train`'s sampling and the generator's statistics)
+/// over a `width x height` raster, row-major: no padding, every `stride` pixels, the last
+/// tile of each axis flush with the edge; none on an axis shorter than `tile`.
+pub fn training_grid(width: usize, height: usize, tile: usize, stride: usize) -> Vec<Window> {
+    let xs = training_origins(width, tile, stride);
+    training_origins(height, tile, stride)
+        .into_iter()
+        .flat_map(|y| xs.iter().map(move |&x| Window::new(x, y, tile, tile)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

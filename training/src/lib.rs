@@ -13,7 +13,8 @@
 //! - [`onnx`]: export to the inference model contract (prost over the vendored
 //!   `onnx.proto`, opset 17, BatchNorm folded, `risk.*` metadata, optional FP16);
 //! - [`synth`]: the deterministic generator of synthetic scenes (imagery + ordinal labels)
-//!   used for tests, fixtures, the demo and training data;
+//!   used for tests, fixtures, the demo and training data; it is the `risk-synth` crate
+//!   (`inference/synth/`, no libtorch), re-exported here under its old path;
 //! - [`train`]: the loop of `risk-train fit` (AdamW, schedule, validation metrics,
 //!   checkpoints, early stopping, resume).
 //!
@@ -32,7 +33,7 @@ pub mod loss;
 pub mod model;
 pub mod onnx;
 pub mod optim;
-pub mod synth;
+pub use risk_synth as synth;
 pub mod train;
 
 /// Writes `bytes` to `path` through a temporary file beside it, flushed, read back and

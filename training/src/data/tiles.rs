@@ -14,26 +14,9 @@ use risk_inference::raster::{InputRaster, RasterError, Window};
 
 use crate::synth::ClassCounts;
 
-/// Tile origins along one axis of length `len`.
-fn origins(len: usize, tile: usize, stride: usize) -> Vec<usize> {
-    if len < tile {
-        return Vec::new();
-    }
-    let mut v: Vec<usize> = (0..=len - tile).step_by(stride).collect();
-    if v.last() != Some(&(len - tile)) {
-        v.push(len - tile);
-    }
-    v
-}
-
-/// The tile windows of a `width x height` raster, row-major.
-pub fn grid(width: usize, height: usize, tile: usize, stride: usize) -> Vec<Window> {
-    let xs = origins(width, tile, stride);
-    origins(height, tile, stride)
-        .into_iter()
-        .flat_map(|y| xs.iter().map(move |&x| Window::new(x, y, tile, tile)))
-        .collect()
-}
+/// The tile windows of a `width x height` raster, row-major (defined beside the inference
+/// tiling, so that the generator's statistics count the same tiles without this crate).
+pub use risk_inference::tiling::training_grid as grid;
 
 /// How image values become model input: `((v / scale) - mean[b]) / std[b]`.
 #[derive(Clone, Debug, PartialEq)]

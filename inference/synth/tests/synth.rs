@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use risk_inference::raster::{InputRaster, Window};
-use risk_training::synth::{self, ClassCounts, FIXTURES, Generator, SynthConfig, SynthDtype};
+use risk_synth::{self as synth, ClassCounts, FIXTURES, Generator, SynthConfig, SynthDtype};
 
 /// A square scene of generator v2 (the default).
 fn cfg(size: usize, seed: u64) -> SynthConfig {
@@ -197,7 +197,7 @@ fn written_scene_is_georeferenced_with_nodata() {
 
 #[test]
 fn fixtures_regenerate_byte_identically() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
     let dir = tempfile::tempdir().unwrap();
     for f in &FIXTURES {
         f.write(dir.path()).unwrap();
@@ -217,8 +217,8 @@ fn fixtures_regenerate_byte_identically() {
 fn v2_medium_share_patches_ceiling_and_floor_on_held_out_seeds() {
     // Seeds never used to design the generator (its parameters were set on 101-106 and
     // 201-206 at 2048 x 2048). The colour classifier is fitted on seed 300.
-    use risk_training::synth::oracle::HiddenCdf;
-    use risk_training::synth::stats::{Scene, SceneStats};
+    use risk_synth::oracle::HiddenCdf;
+    use risk_synth::stats::{Scene, SceneStats};
     let cdf = HiddenCdf::new(Generator::V2);
     let train = synth::generate_u8(&cfg(1024, 300), 0, 1024);
     let mut pooled = ClassCounts::default();
@@ -256,7 +256,7 @@ fn v2_scenes_hold_medium_rich_training_tiles() {
     // A 2048 x 2048 scene holds about 10 patch cells: some of its 64 tiles of 256 px are
     // at least 30% Medium (held-out seeds 401-412: 1 to 4 each, bench/README.md); v1 has
     // none, its Medium being a thin band.
-    use risk_training::synth::stats::rich_tiles;
+    use risk_synth::stats::rich_tiles;
     for seed in [305, 306] {
         let labels = synth::generate_u8(&cfg(2048, seed), 0, 2048).labels;
         let (rich, tiles) = rich_tiles(&labels, 2048, 2048, 256);
@@ -274,8 +274,8 @@ fn v2_sensor_differs_between_scenes() {
     // Per-scene gain, balance, offset, haze and light: two seeds, two sensors; the same
     // ground under them gives other colours, so a colour classifier fitted on one scene
     // scores lower on another than on its own.
-    use risk_training::synth::Sensor;
-    use risk_training::synth::stats::colour_floor;
+    use risk_synth::Sensor;
+    use risk_synth::stats::colour_floor;
     assert_ne!(Sensor::of(1), Sensor::of(2));
     assert_eq!(Sensor::of(1), Sensor::of(1));
     let a = synth::generate_u8(&cfg(512, 311), 0, 512);

@@ -3,6 +3,11 @@
 //! have). Every pixel is a pure function of `(seed, x, y)`, so scenes of any size are
 //! generated in row blocks with bounded memory, in parallel, and byte-identically.
 //!
+//! This crate (`risk-synth`) needs only `risk-inference` (raster writing, classes,
+//! metrics), not libtorch, so that inference's tests and the fixtures can be made without
+//! the training stack; `risk-training` re-exports it as `risk_training::synth`, and
+//! `risk-train synth`, `fixtures` and `--oracle` call it unchanged.
+//!
 //! Two versions of the generative model exist ([`Generator`]); a scene is fixed by its
 //! version and seed, and v2 is the default. v1 stays selectable (`risk-train synth
 //! --generator v1`) so that older scenes regenerate byte for byte: the committed fixtures

@@ -8,7 +8,7 @@ use risk_inference::metrics::{ConfusionMatrix, Metrics};
 
 use super::oracle::{self, HiddenCdf};
 use super::{Block, ClassCounts, SynthConfig};
-use crate::data::tiles;
+use risk_inference::tiling::training_grid;
 
 /// Share of a tile's labelled pixels in Medium that makes it Medium-rich (as
 /// `sampling.rich_threshold`).
@@ -89,7 +89,7 @@ impl Scene {
 /// raster (non-overlapping grid, at least [`MIN_LABELLED`] labelled): `(rich, tiles)`.
 pub fn rich_tiles(labels: &[u8], width: usize, height: usize, tile: usize) -> (usize, usize) {
     let (mut rich, mut all) = (0, 0);
-    for win in tiles::grid(width, height, tile, tile) {
+    for win in training_grid(width, height, tile, tile) {
         let mut c = ClassCounts::default();
         for y in win.y..win.bottom() {
             c.add_labels(&labels[y * width + win.x..y * width + win.right()]);
