@@ -106,6 +106,30 @@ pub struct EpochLog {
     pub seconds: f64,
 }
 
+impl EpochLog {
+    /// The header line of `log.csv`: one column per field, in the order of
+    /// [`EpochLog::csv_row`] (the two are defined here together so that they cannot drift).
+    pub const CSV_HEADER: &str =
+        "epoch,lr,train_loss,val_loss,val_kappa,val_precision_1,val_recall_2,val_spearman,seconds\n";
+
+    /// This epoch as a line of `log.csv` (an undefined metric is an empty cell).
+    pub fn csv_row(&self) -> String {
+        let opt_f = |v: Option<f64>| v.map_or("".to_string(), |x| format!("{x:.5}"));
+        format!(
+            "{},{:.3e},{:.5},{:.5},{},{:.5},{:.5},{},{:.1}\n",
+            self.epoch,
+            self.lr,
+            self.train_loss,
+            self.val_loss,
+            opt_f(self.val_kappa),
+            self.val_precision_1,
+            self.val_recall_2,
+            opt_f(self.val_spearman),
+            self.seconds
+        )
+    }
+}
+
 /// What `state.json` holds: enough to resume.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TrainState {
@@ -524,11 +548,7 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
             ));
             init = Some(report);
         }
-        std::fs::write(
-            &csv_path,
-            "epoch,lr,train_loss,val_loss,val_kappa,val_precision_1,val_recall_2,val_spearman,seconds\n",
-        )
-        .map_err(io_err(&csv_path))?;
+        std::fs::write(&csv_path, EpochLog::CSV_HEADER).map_err(io_err(&csv_path))?;
     }
     while state.epochs_done < cfg.optim.epochs && !state.stopped_early {
         let epoch = state.epochs_done;
@@ -595,19 +615,8 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
         state.epochs_done = epoch + 1;
         state.lr = lr;
         state.stopped_early = state.epochs_since_best >= cfg.optim.patience;
+        let line = row.csv_row();
         let opt_f = |v: Option<f64>| v.map_or("".to_string(), |x| format!("{x:.5}"));
-        let line = format!(
-            "{},{:.3e},{:.5},{:.5},{},{:.5},{:.5},{},{:.1}\n",
-            row.epoch,
-            row.lr,
-            row.train_loss,
-            row.val_loss,
-            opt_f(row.val_kappa),
-            row.val_precision_1,
-            row.val_recall_2,
-            opt_f(row.val_spearman),
-            row.seconds
-        );
         let mut csv = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
