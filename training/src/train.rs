@@ -18,8 +18,9 @@
 //!
 //! `--resume` reloads `last.safetensors`, `last.optim.safetensors` and `state.json` and
 //! continues with the next epoch as if the run had not stopped (the batch order and
-//! augmentation draws are seeded per epoch). On a terminal, a progress bar shows the
-//! batches of the epoch.
+//! augmentation draws are seeded per epoch). The batches of each epoch are reported to an
+//! [`EpochProgress`] ([`fit_with_progress`]; `risk-train` draws them as a progress bar on
+//! a terminal), so this library has no terminal code.
 //! Memory: one batch of tiles plus, once, the class-1-rich tiles for SMOTE's neighbours.
 //!
 //! Device and precision: `compute.device` ([`crate::device`]; the log says which device
@@ -28,11 +29,10 @@
 //! CPU it falls back to fp32 with a log line) AdamW also scales the loss
 //! ([`crate::optim::LossScaler`]).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use risk_inference::metrics::{ConfusionMatrix, MetricsError};
 use risk_inference::output::TempOutput;
 use risk_inference::raster::{RasterError, Window};
@@ -458,22 +458,21 @@ fn save_checkpoint(vs: &nn::VarStore, opt: &AdamW, path: &Path) -> Result<(), Tr
     state.commit(verify).map_err(failed(&opt_path))
 }
 
-/// The batches of one epoch on stderr when it is a terminal (hidden otherwise, so logs
-/// stay clean).
-fn progress_bar(batches: usize, epoch: usize, epochs: usize) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(batches as u64);
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "epoch {epoch}/{epochs} [{{bar:30}}] {{pos}}/{{len}} batches {{elapsed}} (eta {{eta}}) {{msg}}"
-        ))
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
+/// Where [`fit_with_progress`] reports the batches of each epoch (a progress display);
+/// every method does nothing unless implemented.
+pub trait EpochProgress {
+    /// Epoch `epoch` of `epochs` (1-based) starts, `batches` batches long.
+    fn start(&mut self, _batches: usize, _epoch: usize, _epochs: usize) {}
+    /// One more batch done; `mean_loss` is the epoch's mean training loss so far.
+    fn batch(&mut self, _mean_loss: f64) {}
+    /// The batches are done and validation runs.
+    fn validating(&mut self) {}
+    /// The epoch is done.
+    fn finish(&mut self) {}
 }
+
+/// No progress display.
+impl EpochProgress for () {}
 
 /// What a finished run reports.
 #[derive(Debug)]
@@ -485,6 +484,16 @@ pub struct FitSummary {
 
 /// Trains per `cfg`; `resume` continues from `cfg.out`. `log` gets progress lines.
 pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Result<FitSummary, TrainError> {
+    fit_with_progress(cfg, resume, log, &mut ())
+}
+
+/// [`fit`], reporting each epoch's batches to `progress`.
+pub fn fit_with_progress(
+    cfg: &TrainConfig,
+    resume: bool,
+    log: &mut dyn FnMut(String),
+    progress: &mut dyn EpochProgress,
+) -> Result<FitSummary, TrainError> {
     std::fs::create_dir_all(&cfg.out).map_err(io_err(&cfg.out))?;
     tch::manual_seed(cfg.seed as i64);
     let choice = cfg.device_choice().map_err(TrainError::Device)?;
@@ -566,7 +575,7 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
             order.swap(i, j);
         }
         let (mut loss_sum, mut n) = (0.0, 0usize);
-        let bar = progress_bar(
+        progress.start(
             order.len().div_ceil(cfg.optim.batch_size),
             epoch + 1,
             cfg.optim.epochs,
@@ -584,13 +593,12 @@ pub fn fit(cfg: &TrainConfig, resume: bool, log: &mut dyn FnMut(String)) -> Resu
             opt.backward_step(&loss);
             loss_sum += loss.double_value(&[]) * chunk.len() as f64;
             n += chunk.len();
-            bar.set_message(format!("loss {:.4}", loss_sum / n as f64));
-            bar.inc(1);
+            progress.batch(loss_sum / n as f64);
         }
-        bar.set_message("validation");
+        progress.validating();
         let (val_loss, matrix) =
             amp::autocast(amp, || validate(&model, &data, cfg, device)).map_err(TrainError::Device)??;
-        bar.finish_and_clear();
+        progress.finish();
         let row = EpochLog {
             epoch: epoch + 1,
             lr,

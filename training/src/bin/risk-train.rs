@@ -397,8 +397,13 @@ fn fit(args: FitArgs) -> anyhow::Result<()> {
             ..cfg.clone()
         };
         say!("risk-train: seed {s}, run folder {}", out.display());
-        let summary = train::fit(&run, resume, &mut |line| say!("risk-train: {line}"))
-            .with_context(|| format!("training run {}", out.display()))?;
+        let summary = train::fit_with_progress(
+            &run,
+            resume,
+            &mut |line| say!("risk-train: {line}"),
+            &mut EpochBar(None),
+        )
+        .with_context(|| format!("training run {}", out.display()))?;
         let st = &summary.state;
         println!(
             "seed {s}: {} epochs, best val loss {} at epoch {} -> {}",
@@ -430,6 +435,49 @@ fn same_file<'a>(paths: &[Option<&'a PathBuf>]) -> Option<&'a PathBuf> {
         .enumerate()
         .find(|(i, p)| paths[..*i].iter().any(|q| key(q) == key(p)))
         .map(|(_, p)| *p)
+}
+
+/// The batches of each epoch as a progress bar on stderr when it is a terminal (hidden
+/// otherwise, so that logs stay clean).
+struct EpochBar(Option<indicatif::ProgressBar>);
+
+impl train::EpochProgress for EpochBar {
+    fn start(&mut self, batches: usize, epoch: usize, epochs: usize) {
+        use std::io::IsTerminal;
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(batches as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(&format!(
+                    "epoch {epoch}/{epochs} [{{bar:30}}] {{pos}}/{{len}} batches {{elapsed}} (eta {{eta}}) {{msg}}"
+                ))
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        self.0 = Some(bar);
+    }
+
+    fn batch(&mut self, mean_loss: f64) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(format!("loss {mean_loss:.4}"));
+            bar.inc(1);
+        }
+    }
+
+    fn validating(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.set_message("validation");
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// `--dtype`: the library's [`SynthDtype`] with clap's spellings (u8, u16).
