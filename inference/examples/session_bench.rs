@@ -65,7 +65,7 @@ fn parse() -> Result<Args, String> {
     Ok(a)
 }
 
-/// The plan's tiles of `raster`, normalised as the engine does, `(C, h, w)` each.
+/// The plan's tiles of `raster`, normalised as the pipeline does, `(C, h, w)` each.
 fn load_tiles(model: &Model, path: &str, tile: usize, overlap: usize, limit: Option<usize>) -> Vec<Vec<f32>> {
     let info = model.info();
     let raster = InputRaster::open(path).expect("raster opens");

@@ -3,11 +3,12 @@
 //!
 //! Data flow: [`raster`] reads windows of the input with GDAL -> tiles are normalised and
 //! batched through the ONNX Runtime session ([`predictor`]: one model, or the mean of an
-//! ensemble x test-time transforms x scales from [`augment`]) -> overlapping tile probabilities are blended
-//! -> an optional dense CRF refines them -> [`decision`] turns them into classes (argmax,
-//! or the model's fitted per-class offsets) -> [`raster`] writes the class map (temporary file,
-//! renamed into place). [`engine`] runs the model pass, [`refine`] the CRF pass over
-//! the blended probabilities. [`metrics`] compares class maps with label rasters.
+//! ensemble x test-time transforms x scales from [`augment`]) -> overlapping tile
+//! probabilities are blended -> an optional dense CRF refines them -> [`decision`] turns
+//! them into classes (argmax, or the model's fitted per-class offsets) -> [`raster`]
+//! writes the class map (temporary file, renamed into place). [`pipeline`] runs these
+//! stages for one raster, one file per stage (`docs/architecture.md` follows a raster
+//! through them). [`metrics`] compares class maps with label rasters.
 //! [`crf`] is the dense CRF (pydensecrf-exact permutohedral mean-field, tiled for large
 //! rasters); [`npy`] reads and writes the `.npy` arrays of the Python reference harness.
 //! [`output`] is the one way every writer puts a file in place (temporary, verified,
@@ -24,16 +25,15 @@ pub mod autobatch;
 pub mod classes;
 pub mod crf;
 pub mod decision;
-pub mod engine;
 pub mod fill;
 pub mod input_scale;
 pub mod metrics;
 pub mod npy;
 pub mod output;
+pub mod pipeline;
 pub mod predictor;
 pub mod provenance;
 pub mod raster;
-pub mod refine;
 pub mod review;
 pub mod session;
 pub mod shard;

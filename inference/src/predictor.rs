@@ -1,6 +1,7 @@
-//! What the engine calls to turn a batch of tiles into class probabilities: one model,
-//! or the mean over several *views* of the batch — ensemble members x test-time
-//! transforms x scales — with the uncertainty that their disagreement measures.
+//! What the pipeline's model pass calls to turn a batch of tiles into class
+//! probabilities: one model, or the mean over several *views* of the batch — ensemble
+//! members x test-time transforms x scales — with the uncertainty that their disagreement
+//! measures.
 //!
 //! For a batch `x` of `n` normalised tiles `(n, C, h, w)`:
 //!
@@ -13,9 +14,9 @@
 //! mutual information = (H(probs) - entropy_sum / V) / ln 3
 //! ```
 //!
-//! The average is taken per tile, before blending, so the engine's accumulator, its
+//! The average is taken per tile, before blending, so the pipeline's accumulator, its
 //! memory bound and its seam-free blend are those of a single model. The views' buffers
-//! here are a few batch-sized arrays, allocated once and reused, outside the engine's
+//! here are a few batch-sized arrays, allocated once and reused, outside the pipeline's
 //! `--memory-budget`: about 55 MB for TTA at tile 512 and batch 4, 110 MB with a 1.25
 //! scale. A plain run (one member, no TTA, scale 1) is a direct `Model::run`.
 //!
@@ -30,7 +31,7 @@
 //! - Mutual information between the prediction and the view, `H(mean p) - mean H(p)`,
 //!   normalised by `ln 3` ([`mutual_information`]): the epistemic part, 0 when every
 //!   view agrees, 1 when the views are one-hot on three different classes equally often.
-//!   It is computed per tile, where the views are, and the engine blends it like the
+//!   It is computed per tile, where the views are, and the pipeline blends it like the
 //!   probabilities (blending mean member entropies instead and subtracting after the
 //!   blend would count the overlap of two tiles as disagreement, and draw the tile grid
 //!   into the map).

@@ -110,19 +110,6 @@ impl Provenance {
     }
 }
 
-/// The CRF entry: `off`, or `<preset>: 5 iterations, Gaussian sxy 3 compat 3, ...`.
-pub fn crf_text(preset: &str, crf: Option<&crate::refine::CrfOptions>) -> String {
-    match crf {
-        None => "off".into(),
-        Some(c) => format!(
-            "{preset}: {}, CRF tile {} px halo {} px",
-            c.describe(),
-            c.tile,
-            c.halo
-        ),
-    }
-}
-
 /// The mosaic's metadata: the parts' items, with the shard entry saying it was joined.
 pub fn joined(metadata: &mut [(String, String)], parts: usize) {
     for (k, v) in metadata.iter_mut() {

@@ -719,6 +719,16 @@ impl Default for WriteOptions {
     }
 }
 
+/// Overview factors 2, 4, 8, ... while the overview's long side stays >= 256 px (the
+/// [`WriteOptions::overviews`] of every raster `risk-infer` writes with overviews).
+pub fn overview_factors(width: usize, height: usize) -> Vec<i32> {
+    let long = width.max(height);
+    (1..)
+        .map(|k| 1i32 << k)
+        .take_while(|&f| long / f as usize >= 256)
+        .collect()
+}
+
 /// A GeoTIFF being written to a temporary file beside its final path.
 pub struct GeoTiffWriter {
     final_path: PathBuf,
@@ -1026,6 +1036,13 @@ impl Drop for GeoTiffWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overviews_stop_at_256_pixels() {
+        assert_eq!(overview_factors(512, 300), vec![2]);
+        assert_eq!(overview_factors(8192, 100), vec![2, 4, 8, 16, 32]);
+        assert!(overview_factors(300, 200).is_empty());
+    }
 
     #[test]
     fn window_intersection_is_the_common_rectangle() {

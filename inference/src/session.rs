@@ -4,7 +4,7 @@
 //! # Model contract (the exporter of `training/` writes models that follow it)
 //!
 //! - Input `image`: float32 `(N, C, H, W)`, dynamic N, H, W; H and W multiples of 32.
-//!   The engine feeds normalised values `(dn * scale - mean) / std` per band.
+//!   The pipeline feeds normalised values `(dn * scale - mean) / std` per band.
 //! - Output `probs`: float32 `(N, 3, H, W)`, class probabilities (softmax in the graph),
 //!   classes 0 Low, 1 Medium, 2 High. Optional second output `ordinal`: float32
 //!   `(N, 2, H, W)`, the CORAL probabilities P(y > 0), P(y > 1).
@@ -53,7 +53,7 @@
 //! # Non-finite output
 //!
 //! A batch whose probabilities hold NaN or infinity fails the run with an error naming
-//! the model: its inputs are finite (see [`crate::engine`]), so the model is broken.
+//! the model: its inputs are finite (see [`crate::pipeline`]), so the model is broken.
 //!
 //! # IO binding
 //!
@@ -697,7 +697,7 @@ impl Model {
     }
 
     /// A model whose probabilities are NaN or infinite is broken (its inputs are finite
-    /// and clamped, see [`crate::engine`]): the run stops, naming the model.
+    /// and clamped, see [`crate::pipeline`]): the run stops, naming the model.
     fn check_finite(&self, probs: &[f32]) -> Result<()> {
         match probs.iter().filter(|v| !v.is_finite()).count() {
             0 => Ok(()),

@@ -10,7 +10,7 @@
 //!   [`BLOCK_ROWS`] pixels are dealt out in N contiguous runs, so each part is a GeoTIFF
 //!   of full width covering rows `[r0, r1)`, georeferenced where those rows lie.
 //!
-//! A shard computes exactly the pixels the single run computes on its rows: the engine
+//! A shard computes exactly the pixels the single run computes on its rows: the pipeline
 //! keeps the whole raster's tile grid and runs only the tile rows that reach the shard's
 //! rows (its halo), with the reflected border only at the raster's real edges; with the
 //! CRF it first blends the rows of every CRF tile (halo included) whose core meets the
@@ -99,7 +99,7 @@ struct Part {
 
 /// Joins `parts` into one GeoTIFF at `output` (written to a temporary file and renamed),
 /// with the first part's nodata, palette, band descriptions and metadata; optionally with
-/// overviews (as [`crate::engine::overview_factors`]) or as a Cloud Optimized GeoTIFF.
+/// overviews (as [`crate::raster::overview_factors`]) or as a Cloud Optimized GeoTIFF.
 pub fn mosaic(
     parts: &[PathBuf],
     output: &Path,
@@ -196,7 +196,7 @@ pub fn mosaic(
     let georef = reference.offset(min_x as f64, min_y as f64);
     let options = WriteOptions {
         overviews: if overviews || cog {
-            crate::engine::overview_factors(width, height)
+            crate::raster::overview_factors(width, height)
         } else {
             Vec::new()
         },

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use common::{fixture, read_all, root};
 use risk_inference::autobatch::BatchSize;
-use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType, RunReport};
+use risk_inference::pipeline::{self, Outputs, ProbsType, RunOptions, RunReport};
 use risk_inference::predictor::Predictor;
 use risk_inference::session::{Device, Model, SessionOptions};
 
@@ -28,14 +28,14 @@ fn run(
         probs: Some((probs.clone(), ProbsType::F32)),
         uncertainty: None,
     };
-    let opts = EngineOptions {
+    let opts = RunOptions {
         tile: Some(128),
         overlap: Some(32),
         batch,
         memory_budget: budget,
-        ..EngineOptions::default()
+        ..RunOptions::default()
     };
-    let report = engine::run(
+    let report = pipeline::run(
         predictor,
         &fixture("scene512.tif"),
         &outputs,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 use risk_inference::decision::{self, Fit, Targets};
-use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
+use risk_inference::pipeline::{self, Outputs, ProbsType, RunOptions};
 use risk_inference::predictor::Predictor;
 use risk_inference::session::{Device, Model, SessionOptions};
 
@@ -25,7 +25,7 @@ pub enum DecideError {
     #[error(transparent)]
     Model(#[from] risk_inference::session::ModelError),
     #[error(transparent)]
-    Run(#[from] engine::EngineError),
+    Run(#[from] pipeline::PipelineError),
     /// The fit's inputs could not be read, or no rule could be fitted.
     #[error("{0}")]
     Fit(String),
@@ -55,11 +55,11 @@ pub fn fit_on_scene(
         probs: Some((probs.0.clone(), ProbsType::F32)),
         uncertainty: None,
     };
-    engine::run(
+    pipeline::run(
         &mut predictor,
         image,
         &outputs,
-        &EngineOptions::default(),
+        &RunOptions::default(),
         &mut |_, _| {},
     )?;
     let (p, truth) = decision::read_fit_inputs(&probs.0, labels).map_err(DecideError::Fit)?;

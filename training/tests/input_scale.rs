@@ -10,9 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
-use risk_inference::engine::{self, EngineOptions, Outputs};
 use risk_inference::input_scale::{InputScale, band_scales};
 use risk_inference::metrics::ConfusionMatrix;
+use risk_inference::pipeline::{self, Outputs, RunOptions};
 use risk_inference::predictor::Predictor;
 use risk_inference::raster::InputRaster;
 use risk_inference::session::{Device, Model, SessionOptions};
@@ -35,11 +35,11 @@ fn kappa(predictor: &mut Predictor, image: &Path, labels: &[u8], scale: InputSca
         probs: None,
         uncertainty: None,
     };
-    let opts = EngineOptions {
+    let opts = RunOptions {
         input_scale: scale,
-        ..EngineOptions::default()
+        ..RunOptions::default()
     };
-    engine::run(predictor, image, &outputs, &opts, &mut |_, _| {}).unwrap();
+    pipeline::run(predictor, image, &outputs, &opts, &mut |_, _| {}).unwrap();
     ConfusionMatrix::from_labels(labels, &band1(out))
         .unwrap()
         .cohen_kappa()

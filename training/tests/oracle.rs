@@ -247,12 +247,12 @@ fn oracle_kappa_is_at_least_the_shipped_models() {
 
 #[test]
 fn shipped_model_stays_under_the_oracle_on_a_held_out_v2_scene() {
-    // The shipped model (trained on v2 seeds 311-322) run through risk-inference's engine
+    // The shipped model (trained on v2 seeds 311-322) run through risk-inference's pipeline
     // with its tiling and the argmax on a 512 x 512 v2 scene no model or fixture uses (seed
     // 402), scored like risk-eval; the oracle's argmax on the same labels does better.
     use risk_inference::augment::Tta;
-    use risk_inference::engine::{self, EngineOptions, Outputs};
     use risk_inference::metrics::{EvalOptions, evaluate_rasters};
+    use risk_inference::pipeline::{self, Outputs, RunOptions};
     use risk_inference::predictor::Predictor;
     use risk_inference::session::{Device, Model, SessionOptions};
     let dir = tempfile::tempdir().unwrap();
@@ -276,11 +276,11 @@ fn shipped_model_stays_under_the_oracle_on_a_held_out_v2_scene() {
         probs: None,
         uncertainty: None,
     };
-    engine::run(
+    pipeline::run(
         &mut predictor,
         &image,
         &outputs,
-        &EngineOptions::default(),
+        &RunOptions::default(),
         &mut |_, _| {},
     )
     .unwrap();

@@ -1,5 +1,5 @@
 //! `risk-infer`: score rasters into risk class maps. Argument parsing, output naming,
-//! logging and exit codes only; the work is in `risk_inference::engine`.
+//! logging and exit codes only; the work is in `risk_inference::pipeline`.
 //!
 //! Exit codes: 0 all inputs scored (or skipped), 1 a runtime failure (any input failed;
 //! the others still run), 2 a usage error (bad arguments or limits, or an output path
@@ -19,13 +19,12 @@ use risk_inference::augment::Tta;
 use risk_inference::autobatch::BatchSize;
 use risk_inference::crf::{CrfParams, LabelCompat};
 use risk_inference::decision::{self, Decision};
-use risk_inference::engine::{self, EngineOptions, Outputs, ProbsType};
 use risk_inference::input_scale::InputScale;
 use risk_inference::output::{check_outputs, check_raster_output};
+use risk_inference::pipeline::{self, CrfOptions, Outputs, ProbsType, RunOptions};
 use risk_inference::predictor::Predictor;
 use risk_inference::provenance::{ModelRecord, Provenance};
 use risk_inference::raster::{InputRaster, Window};
-use risk_inference::refine::{self, CrfOptions};
 use risk_inference::session::{Device, IoBindingMode, Model, SessionOptions};
 use risk_inference::shard::Shard;
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -380,7 +379,7 @@ fn crf_options(cli: &Cli, model: &Model) -> anyhow::Result<Option<CrfOptions>> {
         CrfChoice::Enhanced => Some(CrfParams::ENHANCED),
         CrfChoice::Model => match &model.info().crf {
             None => None,
-            Some(v) => refine::params_from_metadata(v)
+            Some(v) => pipeline::params_from_metadata(v)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", model.path().display()))?,
         },
     };
@@ -739,7 +738,7 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
     }
 
     let provenance = provenance_of(&cli, &predictor, &decision, crf.as_ref(), (tile, overlap), rows)?;
-    let opts = EngineOptions {
+    let opts = RunOptions {
         tile: cli.tile,
         overlap: cli.overlap,
         batch: cli.batch,
@@ -751,7 +750,7 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         crf,
         decision,
         rows,
-        ..EngineOptions::default()
+        ..RunOptions::default()
     };
     let show_bar = !cli.quiet && std::io::stderr().is_terminal();
     let mut failed = Vec::new();
@@ -767,7 +766,7 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
                 Err(why) => tracing::info!("{}: exists but {why}; scoring again", output.display()),
             }
         }
-        let opts = EngineOptions {
+        let opts = RunOptions {
             provenance: provenance.items(input),
             ..opts.clone()
         };
@@ -813,7 +812,7 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
                 bar.set_position(d as u64);
             }
         };
-        match engine::run(&mut predictor, input, &outputs, &opts, &mut progress) {
+        match pipeline::run(&mut predictor, input, &outputs, &opts, &mut progress) {
             Ok(report) => {
                 if let Some(bar) = bar {
                     bar.finish_and_clear();
@@ -913,7 +912,7 @@ fn provenance_of(
         overlap,
         tta: format!("{:?}", cli.tta).to_lowercase(),
         scales: cli.scales.clone(),
-        crf: risk_inference::provenance::crf_text(preset, crf),
+        crf: crf.map_or_else(|| "off".into(), |c| c.provenance(preset)),
         decision: decision.describe(),
         shard: match (cli.shard, rows) {
             (None, _) => "none".into(),
