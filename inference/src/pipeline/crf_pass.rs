@@ -3,13 +3,14 @@
 //!
 //! The model pass writes the blended probabilities to a temporary float32 GeoTIFF (nodata
 //! -1). This pass cuts the raster into CRF tiles ([`crate::crf::tile_plan`]: cores plus a
-//! halo, 256 px by default, so that the result inside a core does not depend on the cut),
-//! reads each tile's colour bands and probabilities, runs
-//! [`crate::crf::dense_crf_in_place`] and writes only the core's classes (and CRF
-//! marginals for `--probs` / `--uncertainty`; the mutual information band of
-//! `--uncertainty`, which measures how the model's views disagree, is the model pass's,
-//! read back from its temporary raster). The CRF tile side is the smaller of `--crf-tile`
-//! and what the memory budget allows ([`super::budget::crf_tile_side`]).
+//! halo, 256 px by default, so that the result inside a core does not depend on the cut)
+//! and runs them through the one tiled CRF driver, [`crate::crf::run_tiles`] (shared with
+//! `risk-crf`): for each tile it reads the colour bands and probabilities, and from the
+//! CRF's marginals writes only the core's classes (and the marginals for `--probs` /
+//! `--uncertainty`; the mutual information band of `--uncertainty`, which measures how the
+//! model's views disagree, is the model pass's, read back from its temporary raster). The
+//! CRF tile side is the smaller of `--crf-tile` and what the memory budget allows
+//! ([`super::budget::crf_tile_side`]).
 //!
 //! Colour space of the bilateral kernel: 8-bit bands are used as they are (as
 //! pydensecrf); other pixel types get a per-band 2-98 percentile stretch to 0..255
@@ -28,7 +29,7 @@ use super::options::CrfOptions;
 use super::outputs::{RowBand, Writers};
 use super::report::CrfReport;
 use crate::classes::{NODATA, NUM_CLASSES};
-use crate::crf::{self, BandStretch, CrfTile, CrfTiling};
+use crate::crf::{self, BandStretch, CrfTile, CrfTiling, TileError, TileIo};
 use crate::decision::Decision;
 use crate::raster::{InputRaster, Window};
 
@@ -132,10 +133,18 @@ impl CrfPass<'_> {
             tile: tiling.tile,
             ..CrfReport::default()
         };
-        for t in &plan {
-            let band = self.refine_tile(&src, t)?;
-            writers.write(&band, &mut report.class_counts)?;
-        }
+        let mut io = TileRasters {
+            pass: self,
+            src: &src,
+            writers: &mut writers,
+            counts: [0; 4],
+            valid: Vec::new(),
+        };
+        crf::run_tiles(&plan, &self.crf.params, &mut io).map_err(|e| match e {
+            TileError::Crf { window, source } => self.input_err(format!("CRF on window {window}: {source}")),
+            TileError::Io(e) => e,
+        })?;
+        report.class_counts = io.counts;
         writers.finish()?;
         report.crf_s = start.elapsed().as_secs_f64();
         Ok(report)
@@ -145,46 +154,41 @@ impl CrfPass<'_> {
         PipelineError::input(self.input, msg)
     }
 
-    /// The CRF over one tile's extent; returns the part of its core inside the pass's
-    /// rows.
-    fn refine_tile(&self, src: &Sources, t: &CrfTile) -> Result<RowBand> {
-        let e = t.ext;
+    /// The blended probabilities of window `e` into `probs`, `(3, H, W)`, and its data
+    /// mask; nodata pixels get uniform probabilities.
+    fn blended_probs(&self, src: &Sources, e: Window, probs: &mut [f32]) -> Result<Vec<bool>> {
         let n = e.pixels();
-        // Colour, (H, W, 3) interleaved.
-        let mut bands = vec![0f32; 3 * n];
-        src.image.read_bands(&self.crf.bands, e, &mut bands)?;
-        let rgb = match &src.stretch {
-            Some(s) => s.apply([&bands[..n], &bands[n..2 * n], &bands[2 * n..]]),
-            None => (0..3 * n).map(|i| bands[(i % 3) * n + i / 3] as u8).collect(),
-        };
-        drop(bands);
-        let (mut q, valid) = self.unary(src, e)?;
-        let crf_err = |err: crf::CrfError| self.input_err(format!("CRF on window {e}: {err}"));
-        crf::dense_crf_in_place(&rgb, &mut q, e.width, e.height, &self.crf.params).map_err(crf_err)?;
-        self.core_band(src, t, &q, &valid)
-    }
-
-    /// The CRF's unary of window `e` from the blended probabilities, `(3, H, W)`, and
-    /// its data mask; nodata pixels get a uniform unary.
-    fn unary(&self, src: &Sources, e: Window) -> Result<(Vec<f32>, Vec<bool>)> {
-        let n = e.pixels();
-        let mut q = vec![0f32; NUM_CLASSES * n];
         let e_blended = Window {
             y: e.y - self.blended.first_row,
             ..e
         };
-        src.probs.read_bands(&[1, 2, 3], e_blended, &mut q)?;
-        let valid: Vec<bool> = q[..n].iter().map(|&p| p >= 0.0).collect();
+        src.probs.read_bands(&[1, 2, 3], e_blended, probs)?;
+        let valid: Vec<bool> = probs[..n].iter().map(|&p| p >= 0.0).collect();
         for (i, v) in valid.iter().enumerate() {
             if !v {
                 for c in 0..NUM_CLASSES {
-                    q[c * n + i] = 1.0 / NUM_CLASSES as f32;
+                    probs[c * n + i] = 1.0 / NUM_CLASSES as f32;
                 }
             }
         }
-        crf::unary_from_probs_in_place(&mut q, e.width, e.height)
-            .map_err(|err| self.input_err(format!("CRF on window {e}: {err}")))?;
-        Ok((q, valid))
+        Ok(valid)
+    }
+
+    /// The 8-bit colour of window `e` into `rgb`, `(H, W, 3)` interleaved: the colour
+    /// bands as they are, or stretched.
+    fn colour(&self, src: &Sources, e: Window, rgb: &mut [u8]) -> Result<()> {
+        let n = e.pixels();
+        let mut bands = vec![0f32; 3 * n];
+        src.image.read_bands(&self.crf.bands, e, &mut bands)?;
+        match &src.stretch {
+            Some(s) => rgb.copy_from_slice(&s.apply([&bands[..n], &bands[n..2 * n], &bands[2 * n..]])),
+            None => {
+                for (i, v) in rgb.iter_mut().enumerate() {
+                    *v = bands[(i % 3) * n + i / 3] as u8;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The finished band of tile `t`'s core rows inside `[r0, r1)`, from the CRF's
@@ -233,6 +237,35 @@ impl CrfPass<'_> {
             }
         }
         Ok(band)
+    }
+}
+
+/// The CRF pass's side of [`crf::run_tiles`], the one tiled CRF driver: each tile's
+/// colour and blended probabilities read from the rasters, each tile's core written to
+/// the outputs.
+struct TileRasters<'a> {
+    pass: &'a CrfPass<'a>,
+    src: &'a Sources,
+    writers: &'a mut Writers,
+    /// Pixels per class value 0, 1, 2 and nodata written so far.
+    counts: [u64; 4],
+    /// The data mask of the tile being run (read with its probabilities).
+    valid: Vec<bool>,
+}
+
+impl TileIo for TileRasters<'_> {
+    type Error = PipelineError;
+
+    fn read(&mut self, ext: Window, rgb: &mut [u8], probs: &mut [f32]) -> Result<()> {
+        self.pass.colour(self.src, ext, rgb)?;
+        self.valid = self.pass.blended_probs(self.src, ext, probs)?;
+        Ok(())
+    }
+
+    fn write(&mut self, tile: &CrfTile, q: &[f32]) -> Result<()> {
+        let band = self.pass.core_band(self.src, tile, q, &self.valid)?;
+        self.writers.write(&band, &mut self.counts)?;
+        Ok(())
     }
 }
 
