@@ -1,5 +1,6 @@
-//! `risk-infer`: score rasters into risk class maps. Argument parsing, output naming,
-//! logging and exit codes only; the work is in `risk_inference::pipeline`.
+//! `risk-infer`: score rasters into risk class maps. Argument parsing, logging, the
+//! progress bar, what is printed and exit codes only: the run is planned by
+//! `risk_inference::pipeline::jobs` and each raster scored by `risk_inference::pipeline`.
 //!
 //! Exit codes: 0 all inputs scored (or skipped), 1 a runtime failure (any input failed;
 //! the others still run), 2 a usage error (bad arguments or limits, or an output path
@@ -12,19 +13,17 @@ use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use risk_inference::augment::Tta;
 use risk_inference::autobatch::BatchSize;
-use risk_inference::crf::{CrfParams, LabelCompat};
+use risk_inference::crf::LabelCompat;
 use risk_inference::decision::{self, Decision};
 use risk_inference::input_scale::InputScale;
 use risk_inference::output::{check_outputs, check_raster_output};
-use risk_inference::pipeline::{self, CrfOptions, Outputs, ProbsType, RunOptions};
-use risk_inference::predictor::Predictor;
-use risk_inference::provenance::{ModelRecord, Provenance};
-use risk_inference::raster::{InputRaster, Window};
+use risk_inference::pipeline::jobs::{self, Job, Request, Run, SetupError};
+use risk_inference::pipeline::{self, Outputs, ProbsType, RunReport};
+use risk_inference::raster::InputRaster;
 use risk_inference::session::{Device, IoBindingMode, Model, SessionOptions};
 use risk_inference::shard::Shard;
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -346,78 +345,6 @@ enum DecisionChoice {
     Argmax,
 }
 
-/// The model's `risk.decision` rule (argmax when it has none); a bad value names the file.
-fn model_decision(model: &Model) -> anyhow::Result<Decision> {
-    Decision::of_model(model).map_err(|e| anyhow::anyhow!(e))
-}
-
-/// The decision rule of a run: `--decision argmax`, or the first member's rule (members
-/// with another rule are named in a warning: the rule is fitted per model, not for their mean).
-fn decision_for(choice: DecisionChoice, members: &[Model]) -> anyhow::Result<Decision> {
-    if choice == DecisionChoice::Argmax {
-        return Ok(Decision::default());
-    }
-    let first = model_decision(&members[0])?;
-    for m in &members[1..] {
-        if model_decision(m)? != first {
-            tracing::warn!(
-                "{}: its decision rule differs from {}'s; the first member's is used ({})",
-                m.path().display(),
-                members[0].path().display(),
-                first.describe()
-            );
-        }
-    }
-    Ok(first)
-}
-
-/// The CRF to run: the choice (or the model's metadata) with the overrides applied.
-fn crf_options(cli: &Cli, model: &Model) -> anyhow::Result<Option<CrfOptions>> {
-    let base = match cli.crf {
-        CrfChoice::Off => None,
-        CrfChoice::Default => Some(CrfParams::DEFAULT),
-        CrfChoice::Enhanced => Some(CrfParams::ENHANCED),
-        CrfChoice::Model => match &model.info().crf {
-            None => None,
-            Some(v) => pipeline::params_from_metadata(v)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", model.path().display()))?,
-        },
-    };
-    let Some(mut p) = base else { return Ok(None) };
-    p.iterations = cli.crf_iters.map_or(p.iterations, |n| n as usize);
-    p.gaussian_sxy = cli.crf_gaussian_sxy.unwrap_or(p.gaussian_sxy);
-    p.gaussian_compat = cli.crf_gaussian_compat.unwrap_or(p.gaussian_compat);
-    p.bilateral_sxy = cli.crf_bilateral_sxy.unwrap_or(p.bilateral_sxy);
-    p.bilateral_srgb = cli.crf_bilateral_srgb.unwrap_or(p.bilateral_srgb);
-    p.bilateral_compat = cli.crf_bilateral_compat.unwrap_or(p.bilateral_compat);
-    p.compat = cli.crf_compat.unwrap_or(p.compat);
-    p.validate().map_err(|e| Usage(e.to_string()))?;
-    if cli.crf_tile <= 2 * cli.crf_halo {
-        return Err(Usage(format!(
-            "--crf-tile {} must be larger than twice --crf-halo ({})",
-            cli.crf_tile, cli.crf_halo
-        ))
-        .into());
-    }
-    let model_bands = cli.bands.clone().unwrap_or_else(|| model.info().bands.clone());
-    let bands = cli
-        .crf_bands
-        .clone()
-        .unwrap_or_else(|| model_bands.iter().copied().take(3).collect());
-    if bands.len() != 3 {
-        return Err(Usage(format!(
-            "the CRF needs 3 colour bands, got {bands:?}; pass --crf-bands R,G,B"
-        ))
-        .into());
-    }
-    Ok(Some(CrfOptions {
-        params: p,
-        tile: cli.crf_tile,
-        halo: cli.crf_halo,
-        bands: [bands[0], bands[1], bands[2]],
-    }))
-}
-
 /// Most CRF mean-field iterations (pydensecrf's runs converge in 5 to 10).
 const MAX_CRF_ITERS: usize = 100;
 
@@ -467,44 +394,8 @@ fn parse_bytes(s: &str) -> Result<usize, String> {
     Ok((v * mult as f64) as usize)
 }
 
-/// Where the shipped default model is looked for, in order.
-fn default_model() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("RISK_MODEL") {
-        return Some(PathBuf::from(p));
-    }
-    let mut candidates = vec![PathBuf::from("models/default.onnx")];
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
-        candidates.push(dir.join("models/default.onnx")); // deployment bundle
-        candidates.push(dir.join("../../models/default.onnx")); // target/<profile>/
-    }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default.onnx"));
-    candidates.into_iter().find(|p| p.is_file())
-}
-
 /// A usage error: printed like clap's, exit code 2.
 struct Usage(String);
-
-fn output_for(input: &Path, dir: &Path) -> PathBuf {
-    let stem = input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dir.join(format!("{stem}_risk.tif"))
-}
-
-fn read_list(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("{}: cannot read list", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(PathBuf::from)
-        .collect())
-}
 
 fn print_info(path: &Path) -> anyhow::Result<()> {
     let model = Model::load(
@@ -547,7 +438,7 @@ fn print_info(path: &Path) -> anyhow::Result<()> {
         info.tile_size, info.tile_overlap
     )?;
     writeln!(s, "crf          {}", info.crf.as_deref().unwrap_or("off"))?;
-    let rule = model_decision(&model)?;
+    let rule = Decision::of_model(&model).map_err(anyhow::Error::msg)?;
     let fitted = info
         .properties
         .get(decision::METADATA_KEY)
@@ -604,271 +495,31 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
         }
         return Ok(true);
     }
-    // Inputs and their outputs.
-    let mut inputs = cli.inputs.clone();
-    if let Some(list) = &cli.list {
-        inputs.extend(read_list(list)?);
-    }
-    let jobs: Vec<(PathBuf, PathBuf)> = match (&cli.output, &cli.out_dir) {
-        _ if inputs.is_empty() => return Err(Usage("no input raster given (see --help)".into()).into()),
-        (Some(_), Some(_)) => {
-            return Err(Usage("give either -o/--output or --out-dir, not both".into()).into());
-        }
-        (Some(out), None) if inputs.len() == 1 => vec![(inputs[0].clone(), out.clone())],
-        (Some(_), None) => {
-            return Err(Usage(format!("{} inputs: use --out-dir instead of -o", inputs.len())).into());
-        }
-        (None, Some(dir)) => inputs.iter().map(|i| (i.clone(), output_for(i, dir))).collect(),
-        (None, None) => return Err(Usage("give an output: -o risk.tif, or --out-dir DIR".into()).into()),
-    };
-    if jobs.len() > 1 && (cli.probs.is_some() || cli.uncertainty.is_some()) {
-        return Err(Usage("--probs and --uncertainty take one input".into()).into());
-    }
-    cli.zones.check()?;
-    let review = review_of(&cli)?;
-    if review.is_some() && (jobs.len() > 1 || cli.shard.is_some()) {
-        return Err(Usage("--review takes one input, without --shard".into()).into());
-    }
-    if jobs.len() > 1 && cli.zones.vector.is_some() {
-        return Err(Usage("--vector takes one input".into()).into());
-    }
-    if cli.shard.is_some() && cli.zones.vector.is_some() {
-        return Err(Usage(
-            "--vector with --shard would cut zones at the shards' edges: give --vector to `risk-infer mosaic` instead"
-                .into(),
-        )
-        .into());
-    }
-    let model_paths = match (cli.model.is_empty(), default_model()) {
-        (false, _) => cli.model.clone(),
-        (true, Some(p)) => vec![p],
-        (true, None) => {
-            bail!("no model: pass --model FILE (the shipped models/default.onnx was not found)")
-        }
-    };
-    check_paths(&cli, &jobs, &model_paths)?;
-    if let Some(dir) = &cli.out_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
-    }
-    // A shard of many inputs is every N-th input; of one input, a band of its rows.
-    let mut rows = None;
-    let jobs: Vec<(PathBuf, PathBuf)> = match cli.shard {
-        Some(shard) if jobs.len() > 1 => {
-            let picked: Vec<_> = jobs
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| shard.picks(*i))
-                .map(|(_, job)| job)
-                .collect();
-            tracing::info!("shard {shard}: {} of {} inputs", picked.len(), inputs.len());
-            picked
-        }
-        Some(shard) => {
-            let height = InputRaster::open(&jobs[0].0)?.height();
-            let Some((r0, r1)) = shard.rows(height) else {
-                tracing::info!(
-                    "shard {shard}: {} has {height} rows, fewer blocks of {} than shards; nothing to do",
-                    jobs[0].0.display(),
-                    risk_inference::shard::BLOCK_ROWS
-                );
-                return Ok(true);
-            };
-            tracing::info!("shard {shard}: rows {r0}..{r1} of {height}");
-            rows = Some((r0, r1));
-            jobs
-        }
-        None => jobs,
-    };
-    // GDAL's block cache gets an eighth of the budget (the rest: tiles, accumulators, CRF).
-    risk_inference::raster::set_cache_limit(cli.memory_budget / 8);
-    let session = SessionOptions {
-        device: cli.device,
-        threads: cli.threads,
-        device_id: cli.device_id,
-        trt_fp16: cli.trt_fp16,
-        trt_cache: cli.trt_cache.clone(),
-        io_binding: cli.io_binding,
-        ..SessionOptions::default()
-    };
-    let mut members = Vec::new();
-    for path in &model_paths {
-        let model = Model::load(path, &session)?;
-        tracing::info!(
-            "model {} ({}) on {}{}{}",
-            path.display(),
-            model.info().version.as_deref().unwrap_or("unversioned"),
-            model.provider(),
-            if model.io_binding() { ", IO binding" } else { "" },
-            if cli.threads > 0 {
-                format!(", {} threads", cli.threads)
-            } else {
-                String::new()
-            }
-        );
-        members.push(model);
-    }
-    let mut predictor = Predictor::new(members, cli.tta, cli.scales.clone())?;
-    if predictor.views() > 1 {
-        tracing::info!(
-            "{} model run(s) per tile: {} member(s) x TTA {:?} ({} transform(s)) x scales {:?}",
-            predictor.views(),
-            predictor.members().len(),
-            cli.tta,
-            cli.tta.transforms().len(),
-            cli.scales
-        );
-    }
-    let decision = decision_for(cli.decision, predictor.members())?;
-    if !decision.is_argmax() {
-        tracing::info!("decision rule: {}", decision.describe());
-    }
-    let info = predictor.info();
-    let tile = cli.tile.unwrap_or(info.tile_size);
-    let overlap = cli.overlap.unwrap_or(info.tile_overlap);
-    if 2 * overlap >= tile {
-        return Err(Usage(format!(
-            "--overlap {overlap}: must be less than half the tile ({tile} px), at most {}",
-            (tile - 1) / 2
-        ))
-        .into());
-    }
-    let crf = crf_options(&cli, &predictor.members()[0])?;
-    if let Some(c) = &crf {
-        tracing::info!("CRF: {}", c.describe());
-    }
-
-    let provenance = provenance_of(&cli, &predictor, &decision, crf.as_ref(), (tile, overlap), rows)?;
-    let opts = RunOptions {
-        tile: cli.tile,
-        overlap: cli.overlap,
-        batch: cli.batch,
-        memory_budget: cli.memory_budget,
-        bands: cli.bands.clone(),
-        input_scale: cli.input_scale,
-        overviews: cli.overviews || cli.cog,
-        cog: cli.cog,
-        crf,
-        decision,
-        rows,
-        ..RunOptions::default()
+    let Some(mut run) = Run::prepare(&request_of(&cli)).map_err(usage_or_error)? else {
+        return Ok(true);
     };
     let show_bar = !cli.quiet && std::io::stderr().is_terminal();
     let mut failed = Vec::new();
     let (mut done, mut skipped) = (0, 0);
-    for (input, output) in &jobs {
-        if cli.skip_existing && output.exists() {
-            match finished_output(input, output, rows) {
-                Ok(()) => {
-                    tracing::info!("{}: exists, skipped", output.display());
-                    skipped += 1;
-                    continue;
-                }
-                Err(why) => tracing::info!("{}: exists but {why}; scoring again", output.display()),
+    for job in run.jobs.clone() {
+        match run.finished(&job) {
+            Some(Ok(())) => {
+                tracing::info!("{}: exists, skipped", job.output.display());
+                skipped += 1;
+                continue;
             }
+            Some(Err(why)) => tracing::info!("{}: exists but {why}; scoring again", job.output.display()),
+            None => {}
         }
-        let opts = RunOptions {
-            provenance: provenance.items(input),
-            ..opts.clone()
-        };
-        // The review queue is ranked from the probabilities (and the mutual information
-        // of several views): temporaries beside the output when they are not asked for.
-        let review_probs = (review.is_some() && cli.probs.is_none())
-            .then(|| risk_inference::output::TempOutput::new(output, "review-probs"));
-        let review_unc = (review.is_some() && cli.uncertainty.is_none() && predictor.views() > 1)
-            .then(|| risk_inference::output::TempOutput::new(output, "review-uncertainty"));
-        let outputs = Outputs {
-            classes: Some(output.clone()),
-            probs: cli.probs.clone().map(|p| (p, cli.probs_type)).or(review_probs
-                .as_ref()
-                .map(|t| (t.path().to_path_buf(), ProbsType::U8))),
-            uncertainty: cli
-                .uncertainty
-                .clone()
-                .map(|p| (p, cli.uncertainty_type))
-                .or(review_unc
-                    .as_ref()
-                    .map(|t| (t.path().to_path_buf(), ProbsType::U8))),
-        };
-        let bar = if show_bar {
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tiles {elapsed} (eta {eta})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            bar.set_message(
-                input
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            );
-            Some(bar)
-        } else {
-            None
-        };
-        let mut progress = |d: usize, total: usize| {
-            if let Some(bar) = &bar {
-                bar.set_length(total as u64);
-                bar.set_position(d as u64);
-            }
-        };
-        match pipeline::run(&mut predictor, input, &outputs, &opts, &mut progress) {
-            Ok(report) => {
-                if let Some(bar) = bar {
-                    bar.finish_and_clear();
-                }
-                tracing::info!(
-                    "{} -> {}: {}x{}, {} tiles (batch {}) in {:.2} s (model {:.2} s{}); {}",
-                    input.display(),
-                    output.display(),
-                    report.width,
-                    report.height,
-                    report.tiles,
-                    report.batch,
-                    report.total_s,
-                    report.model_s,
-                    report
-                        .crf
-                        .as_ref()
-                        .map(|c| format!(", CRF {:.2} s in {} tile(s)", c.crf_s, c.tiles))
-                        .unwrap_or_default(),
-                    shares(&report.class_counts)
-                );
-                if let Some(before) = report.class_counts_before_crf {
-                    tracing::info!(
-                        "class shares before the CRF: {}; after: {}",
-                        shares(&before),
-                        shares(&report.class_counts)
-                    );
-                }
-                tracing::debug!("timings {}", serde_json::to_string(&report).unwrap_or_default());
-                if let Err(e) = cli
-                    .zones
-                    .write(output, cli.probs.as_deref(), cli.uncertainty.as_deref())
-                {
-                    say(&format!("risk-infer: error: {e:#}"));
-                    failed.push(input.clone());
-                    continue;
-                }
-                if let Some((n, path)) = &review
-                    && let Err(e) = write_review(output, &outputs, *n, cli.review_size, path)
-                {
-                    say(&format!("risk-infer: error: {e:#}"));
-                    failed.push(input.clone());
-                    continue;
-                }
-                done += 1;
-            }
-            Err(e) => {
-                if let Some(bar) = bar {
-                    bar.finish_and_clear();
-                }
-                say(&format!("risk-infer: error: {e}"));
-                failed.push(input.clone());
+        match score(&cli, &mut run, &job, show_bar) {
+            Ok(()) => done += 1,
+            Err(line) => {
+                say(&line);
+                failed.push(job.input.clone());
             }
         }
     }
-    if jobs.len() > 1 {
+    if run.jobs.len() > 1 {
         tracing::info!("{done} scored, {skipped} skipped, {} failed", failed.len());
         for f in &failed {
             tracing::info!("failed: {}", f.display());
@@ -877,70 +528,151 @@ fn run(cli: Cli) -> Result<bool, anyhow::Error> {
     Ok(failed.is_empty())
 }
 
-/// What the outputs of this run record of how they were made (see
-/// `risk_inference::provenance`).
-fn provenance_of(
-    cli: &Cli,
-    predictor: &Predictor,
-    decision: &Decision,
-    crf: Option<&CrfOptions>,
-    (tile, overlap): (usize, usize),
-    rows: Option<(usize, usize)>,
-) -> anyhow::Result<Provenance> {
-    let models = predictor
-        .members()
-        .iter()
-        .map(|m| {
-            ModelRecord::of(m.path(), m.info().version.as_deref())
-                .with_context(|| format!("{}: cannot read it for its checksum", m.path().display()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let preset = match cli.crf {
-        CrfChoice::Model => "the model's risk.crf",
-        CrfChoice::Off => "off",
-        CrfChoice::Default => "default",
-        CrfChoice::Enhanced => "enhanced",
+/// Scores one job, then writes its zones and review queue; `Err` is the line to print.
+fn score(cli: &Cli, run: &mut Run, job: &Job, show_bar: bool) -> Result<(), String> {
+    let opts = run.options(job);
+    let outputs = run.outputs(job);
+    let bar = show_bar.then(|| progress_bar(&job.input));
+    let mut progress = |d: usize, total: usize| {
+        if let Some(bar) = &bar {
+            bar.set_length(total as u64);
+            bar.set_position(d as u64);
+        }
     };
-    Ok(Provenance {
-        tool: format!("risk-infer {}", env!("CARGO_PKG_VERSION")),
-        models,
-        bands: cli
-            .bands
-            .clone()
-            .unwrap_or_else(|| predictor.info().bands.clone()),
-        tile,
-        overlap,
-        tta: format!("{:?}", cli.tta).to_lowercase(),
-        scales: cli.scales.clone(),
-        crf: crf.map_or_else(|| "off".into(), |c| c.provenance(preset)),
-        decision: decision.describe(),
-        shard: match (cli.shard, rows) {
-            (None, _) => "none".into(),
-            (Some(s), Some((r0, r1))) => format!("{s} (rows {r0}..{r1})"),
-            (Some(s), None) => format!("{s} (every {}-th input of the list)", s.count),
-        },
-        created: risk_inference::provenance::utc_now(),
-    })
+    let result = pipeline::run(
+        &mut run.predictor,
+        &job.input,
+        &outputs.outputs,
+        &opts,
+        &mut progress,
+    );
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = result.map_err(|e| format!("risk-infer: error: {e}"))?;
+    log_report(job, &report);
+    let error = |e: anyhow::Error| format!("risk-infer: error: {e:#}");
+    cli.zones
+        .write(&job.output, cli.probs.as_deref(), cli.uncertainty.as_deref())
+        .map_err(error)?;
+    if let Some((n, path)) = &run.review {
+        write_review(&job.output, &outputs.outputs, *n, run.review_size, path).map_err(error)?;
+    }
+    Ok(())
 }
 
-/// `--review N FILE`, parsed: a usage error for a bad count or extension.
-fn review_of(cli: &Cli) -> Result<Option<(usize, PathBuf)>, Usage> {
-    let Some(v) = &cli.review else { return Ok(None) };
-    let n = v[0].parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
-        Usage(format!(
-            "--review {} {}: N must be a positive number of windows",
-            v[0], v[1]
-        ))
-    })?;
-    let path = PathBuf::from(&v[1]);
-    risk_inference::vector::driver_for(&path).map_err(Usage)?;
-    if cli.review_size < 16 {
-        return Err(Usage(format!(
-            "--review-size {}: at least 16 px",
-            cli.review_size
-        )));
+/// The progress bar of one input's tiles.
+fn progress_bar(input: &Path) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tiles {elapsed} (eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(
+        input
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    bar
+}
+
+/// What one job did: sizes, tiles, times, class shares (and before the CRF); the JSON
+/// timings at debug level.
+fn log_report(job: &Job, report: &RunReport) {
+    tracing::info!(
+        "{} -> {}: {}x{}, {} tiles (batch {}) in {:.2} s (model {:.2} s{}); {}",
+        job.input.display(),
+        job.output.display(),
+        report.width,
+        report.height,
+        report.tiles,
+        report.batch,
+        report.total_s,
+        report.model_s,
+        report
+            .crf
+            .as_ref()
+            .map(|c| format!(", CRF {:.2} s in {} tile(s)", c.crf_s, c.tiles))
+            .unwrap_or_default(),
+        shares(&report.class_counts)
+    );
+    if let Some(before) = report.class_counts_before_crf {
+        tracing::info!(
+            "class shares before the CRF: {}; after: {}",
+            shares(&before),
+            shares(&report.class_counts)
+        );
     }
-    Ok(Some((n, path)))
+    tracing::debug!("timings {}", serde_json::to_string(report).unwrap_or_default());
+}
+
+/// The library's request: the command line's choices as plain data.
+fn request_of(cli: &Cli) -> Request {
+    Request {
+        inputs: cli.inputs.clone(),
+        list: cli.list.clone(),
+        output: cli.output.clone(),
+        out_dir: cli.out_dir.clone(),
+        skip_existing: cli.skip_existing,
+        probs: cli.probs.clone().map(|p| (p, cli.probs_type)),
+        uncertainty: cli.uncertainty.clone().map(|p| (p, cli.uncertainty_type)),
+        overviews: cli.overviews,
+        cog: cli.cog,
+        vector: cli.zones.vector.clone(),
+        review: cli.review.as_ref().map(|v| (v[0].clone(), v[1].clone())),
+        review_size: cli.review_size,
+        models: cli.model.clone(),
+        bands: cli.bands.clone(),
+        input_scale: cli.input_scale,
+        decision: match cli.decision {
+            DecisionChoice::Model => jobs::DecisionChoice::Model,
+            DecisionChoice::Argmax => jobs::DecisionChoice::Argmax,
+        },
+        tta: cli.tta,
+        scales: cli.scales.clone(),
+        tile: cli.tile,
+        overlap: cli.overlap,
+        shard: cli.shard,
+        crf: match cli.crf {
+            CrfChoice::Model => jobs::CrfChoice::Model,
+            CrfChoice::Off => jobs::CrfChoice::Off,
+            CrfChoice::Default => jobs::CrfChoice::Default,
+            CrfChoice::Enhanced => jobs::CrfChoice::Enhanced,
+        },
+        crf_overrides: jobs::CrfOverrides {
+            iterations: cli.crf_iters,
+            gaussian_sxy: cli.crf_gaussian_sxy,
+            gaussian_compat: cli.crf_gaussian_compat,
+            bilateral_sxy: cli.crf_bilateral_sxy,
+            bilateral_srgb: cli.crf_bilateral_srgb,
+            bilateral_compat: cli.crf_bilateral_compat,
+            compat: cli.crf_compat,
+        },
+        crf_tile: cli.crf_tile,
+        crf_halo: cli.crf_halo,
+        crf_bands: cli.crf_bands.clone(),
+        batch: cli.batch,
+        memory_budget: cli.memory_budget,
+        session: SessionOptions {
+            device: cli.device,
+            threads: cli.threads,
+            device_id: cli.device_id,
+            trt_fp16: cli.trt_fp16,
+            trt_cache: cli.trt_cache.clone(),
+            io_binding: cli.io_binding,
+            ..SessionOptions::default()
+        },
+    }
+}
+
+/// A usage error of the plan exits with 2, like clap's; any other with 1.
+fn usage_or_error(e: SetupError) -> anyhow::Error {
+    match e {
+        SetupError::Usage(msg) => Usage(msg).into(),
+        e => e.into(),
+    }
 }
 
 /// Ranks and writes the labelling queue of a finished run.
@@ -1014,68 +746,6 @@ fn shares(counts: &[u64; 4]) -> String {
         s(2),
         100.0 * counts[3] as f64 / all
     )
-}
-
-/// Every output path of the run, checked before any work (a usage error): none is an
-/// input, a model or another output, none is a folder, device or FIFO, and each raster
-/// output is named .tif (the format written). Batch outputs are named after their inputs, so two inputs of
-/// one stem in different folders collide.
-fn check_paths(cli: &Cli, jobs: &[(PathBuf, PathBuf)], models: &[PathBuf]) -> anyhow::Result<()> {
-    let mut inputs: Vec<&Path> = jobs.iter().map(|(i, _)| i.as_path()).collect();
-    inputs.extend(models.iter().map(PathBuf::as_path));
-    inputs.extend(cli.list.as_deref());
-    let names: Vec<String> = jobs
-        .iter()
-        .map(|(input, _)| match &cli.out_dir {
-            Some(_) => format!("the output of {}", input.display()),
-            None => "-o".to_string(),
-        })
-        .collect();
-    let mut outputs: Vec<(&str, &Path)> = jobs
-        .iter()
-        .zip(&names)
-        .map(|((_, out), name)| (name.as_str(), out.as_path()))
-        .collect();
-    outputs.extend(cli.probs.as_deref().map(|p| ("--probs", p)));
-    outputs.extend(cli.uncertainty.as_deref().map(|p| ("--uncertainty", p)));
-    // The GeoTIFFs among them: their extension is checked after what each path is (a
-    // folder, a FIFO, an input), which says more.
-    let rasters = outputs.len();
-    outputs.extend(cli.zones.vector.as_deref().map(|p| ("--vector", p)));
-    let review = review_of(cli)?;
-    outputs.extend(review.as_ref().map(|(_, p)| ("--review", p.as_path())));
-    check_outputs(&inputs, &outputs).map_err(Usage)?;
-    for (what, path) in &outputs[..rasters] {
-        check_raster_output(what, path).map_err(Usage)?;
-    }
-    Ok(())
-}
-
-/// Whether an existing output is a finished run's for `input`: it opens, and its grid
-/// (size, georeferencing; a shard's rows) is the one this run would write.
-fn finished_output(input: &Path, output: &Path, rows: Option<(usize, usize)>) -> Result<(), String> {
-    let out = InputRaster::open(output).map_err(|e| format!("cannot be read ({e})"))?;
-    let src = InputRaster::open(input).map_err(|e| e.to_string())?;
-    let (r0, r1) = rows.unwrap_or((0, src.height()));
-    let want = src.georef().offset(0.0, r0 as f64);
-    if (out.width(), out.height()) != (src.width(), r1 - r0) || out.georef() != want || out.band_count() != 1
-    {
-        return Err(format!(
-            "is {}x{} with another grid than {} ({}x{})",
-            out.width(),
-            out.height(),
-            input.display(),
-            src.width(),
-            r1 - r0
-        ));
-    }
-    // Read whole: a truncated file is not a finished output.
-    let mut buf = vec![0u8; out.width()];
-    for y in 0..out.height() {
-        out.read_band(1, Window::new(0, y, out.width(), 1), &mut buf)
-            .map_err(|e| format!("cannot be read ({e})"))?;
-    }
-    Ok(())
 }
 
 /// One line on stderr; a closed or broken stderr is not a reason to panic.

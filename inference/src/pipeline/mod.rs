@@ -1,5 +1,7 @@
 //! The pipeline of one raster: [`run`] scores it with a [`Predictor`] and writes its
-//! outputs, in bounded memory whatever its size. Its stages, one file each:
+//! outputs, in bounded memory whatever its size; [`jobs`] plans a run over many rasters
+//! (each input's output, the usage checks, the models, the decision rule, the CRF
+//! settings, the provenance) before any of them is scored. The stages, one file each:
 //!
 //! - [`options`]: what the run is asked to do ([`RunOptions`], [`CrfOptions`],
 //!   [`Outputs`]);
@@ -23,6 +25,7 @@ mod blend;
 pub mod budget;
 mod crf_pass;
 mod error;
+pub mod jobs;
 mod model_pass;
 pub mod options;
 mod outputs;
