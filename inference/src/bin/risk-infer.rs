@@ -83,7 +83,7 @@ struct Cli {
     #[arg(long, help_heading = OUTPUTS)]
     probs: Option<PathBuf>,
     /// Pixel type of --probs: u8 (x 255) or f32.
-    #[arg(long, value_enum, default_value_t = ProbsType::U8, help_heading = OUTPUTS)]
+    #[arg(long, default_value = "u8", value_parser = ProbsTypeArg::parser(), help_heading = OUTPUTS)]
     probs_type: ProbsType,
     /// Also write a map of how unsure the model is to this .tif (one input only).
     ///
@@ -93,7 +93,7 @@ struct Cli {
     #[arg(long, help_heading = OUTPUTS)]
     uncertainty: Option<PathBuf>,
     /// Pixel type of --uncertainty: f32 or u8 (x 255).
-    #[arg(long, value_enum, default_value_t = ProbsType::F32, help_heading = OUTPUTS)]
+    #[arg(long, default_value = "f32", value_parser = ProbsTypeArg::parser(), help_heading = OUTPUTS)]
     uncertainty_type: ProbsType,
     /// Build overviews, for fast display when zoomed out (factors 2, 4, 8, ... while the
     /// overview is at least 256 px).
@@ -888,5 +888,16 @@ cli_mirror!(
         Auto,
         On,
         Off,
+    }
+);
+
+cli_mirror!(
+    /// `--probs-type`, `--uncertainty-type`: [`ProbsType`].
+    ProbsTypeArg => ProbsType {
+        /// Value x 255, rounded, at most 254 (255 is nodata, set only where the input is
+        /// nodata).
+        U8,
+        /// Values as float32, nodata -1.
+        F32,
     }
 );

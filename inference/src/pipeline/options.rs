@@ -134,7 +134,7 @@ pub fn params_from_metadata(value: &str) -> Result<Option<CrfParams>, CrfMetadat
 }
 
 /// Pixel type of the optional probability and uncertainty rasters (values in [0, 1]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProbsType {
     /// Value x 255, rounded, at most 254 (255 is nodata, set only where the input is
     /// nodata).
