@@ -36,8 +36,8 @@ version="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Car
 arch="$(uname -m)"
 name="risk-seg-edge-$version-$arch"
 
-say "cargo build --profile release-lto -p risk-inference --no-default-features --bin risk-infer"
-cargo build --profile release-lto -p risk-inference --no-default-features --bin risk-infer
+say "cargo build --profile release-lto -p risk-inference --no-default-features --features cli --bin risk-infer"
+cargo build --profile release-lto -p risk-inference --no-default-features --features cli --bin risk-infer
 binary="target/release-lto/risk-infer"
 
 stage="out/bundle/$name"
