@@ -21,6 +21,10 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use risk_inference::crf::{self, CrfParams, CrfTiling, LabelCompat};
 use risk_inference::npy::{read_npy, write_npy};
+use tracing_subscriber::filter::Targets;
+
+#[path = "common/log.rs"]
+mod log;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -68,30 +72,9 @@ struct Args {
     output: PathBuf,
 }
 
-/// The library's log lines to stderr as plain text, from `RUST_LOG`'s level (default info).
-fn init_logging() {
-    use tracing_subscriber::filter::LevelFilter;
-    use tracing_subscriber::prelude::*;
-    let level = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(LevelFilter::INFO);
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .log_internal_errors(false)
-                .with_target(false)
-                .without_time()
-                .with_level(false),
-        )
-        .with(level)
-        .init();
-}
-
 fn main() -> ExitCode {
     risk_inference::output::install_signal_cleanup();
-    init_logging();
+    log::init(Targets::new().with_default(log::env_level()));
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {

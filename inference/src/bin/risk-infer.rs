@@ -27,7 +27,9 @@ use risk_inference::raster::InputRaster;
 use risk_inference::session::{Device, IoBindingMode, Model, SessionOptions};
 use risk_inference::shard::Shard;
 use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::prelude::*;
+
+#[path = "common/log.rs"]
+mod log;
 
 /// Help headings, one per topic (`--help` lists them in the order of first use below).
 const INPUT: &str = "Input";
@@ -764,25 +766,13 @@ fn main() -> ExitCode {
     let level = if cli.quiet {
         LevelFilter::ERROR
     } else {
-        std::env::var("RUST_LOG")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(LevelFilter::INFO)
+        log::env_level()
     };
-    let filter = Targets::new()
-        .with_default(level)
-        .with_target("ort", LevelFilter::WARN.min(level));
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .log_internal_errors(false)
-                .with_target(false)
-                .without_time()
-                .with_level(false),
-        )
-        .with(filter)
-        .init();
+    log::init(
+        Targets::new()
+            .with_default(level)
+            .with_target("ort", LevelFilter::WARN.min(level)),
+    );
     risk_inference::raster::quiet_gdal_errors();
     // --threads caps the CRF's rayon pool too, not only ONNX Runtime (a Slurm task's or a
     // pod's CPU share, not the node's cores).
