@@ -66,7 +66,7 @@ fi
 name="$(basename "$bundle" .tar.gz)"
 say "bundle $bundle ($(du -h "$bundle" | cut -f1))"
 
-work="$(mktemp -d /tmp/risk-bundle-check.XXXXXX)"
+work="$(mktemp -d -t risk-bundle-check.XXXXXX)"
 rm -rf "$chroot_dir/opt/risk-seg" "$chroot_dir/job"
 mkdir -p "$chroot_dir/opt/risk-seg" "$chroot_dir/job"
 tar -xzf "$bundle" -C "$chroot_dir/opt/risk-seg"

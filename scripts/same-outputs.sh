@@ -68,7 +68,7 @@ if [ ! -x "$base_bin" ]; then
     mv "$base_bin.part" "$base_bin"
 fi
 
-work="$(mktemp -d /tmp/same-outputs.XXXXXX)"
+work="$(mktemp -d -t same-outputs.XXXXXX)"
 model="$work/model-$short.onnx"
 git show "$base:models/default.onnx" >"$model" || fail "$short has no models/default.onnx"
 

@@ -46,7 +46,7 @@ mkdir -p /run/lock
 exec 9>/run/lock/risk-seg-slurm-test.lock
 flock -w 900 9 || fail "another Slurm test holds /run/lock/risk-seg-slurm-test.lock"
 
-work="$(mktemp -d /tmp/risk-slurm-test.XXXXXX)"
+work="$(mktemp -d -t risk-slurm-test.XXXXXX)"
 chmod 755 "$work"
 cleanup() {
     local rc=$?
