@@ -23,6 +23,23 @@ use std::sync::OnceLock;
 
 use tch::{Device, Kind};
 
+/// Why autocast cannot run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AmpError {
+    /// The linked libtorch lacks one of ATen's autocast functions (its C++ symbol name).
+    #[error("this libtorch has no {0} (needed for mixed precision)")]
+    MissingSymbol(String),
+    /// A device type autocast has no mode for.
+    #[error("autocast is not supported on {0}")]
+    Device(String),
+    /// A kind other than Half or BFloat16.
+    #[error("autocast dtype must be Half or BFloat16, not {0}")]
+    Dtype(String),
+    /// ATen reported a `c10::ScalarType` code this module does not know.
+    #[error("unexpected autocast dtype {0}")]
+    UnknownDtype(i8),
+}
+
 type SetEnabled = unsafe extern "C" fn(device_type: i8, enabled: bool);
 type IsEnabled = unsafe extern "C" fn(device_type: i8) -> bool;
 type SetDtype = unsafe extern "C" fn(device_type: i8, dtype: i8);
@@ -41,8 +58,8 @@ struct Api {
 }
 
 /// ATen's device-typed autocast functions, looked up once.
-fn api() -> Result<&'static Api, String> {
-    static API: OnceLock<Result<Api, String>> = OnceLock::new();
+fn api() -> Result<&'static Api, AmpError> {
+    static API: OnceLock<Result<Api, AmpError>> = OnceLock::new();
     API.get_or_init(|| {
         // SAFETY: the symbols are the ATen functions whose signatures the types above spell
         // in C terms (module docs); `sym` gives each the type of its field.
@@ -67,26 +84,23 @@ fn api() -> Result<&'static Api, String> {
 ///
 /// # Safety
 /// `F` must be an `extern "C"` function pointer type matching the symbol's signature.
-unsafe fn sym<F: Copy>(name: &CStr) -> Result<F, String> {
+unsafe fn sym<F: Copy>(name: &CStr) -> Result<F, AmpError> {
     assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<*mut libc::c_void>());
     // SAFETY: dlsym with a valid C string.
     let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
     if p.is_null() {
-        return Err(format!(
-            "this libtorch has no {} (needed for mixed precision)",
-            name.to_string_lossy()
-        ));
+        return Err(AmpError::MissingSymbol(name.to_string_lossy().into_owned()));
     }
     // SAFETY: a non-null function address read as the pointer type the caller vouches for.
     Ok(unsafe { std::mem::transmute_copy::<*mut libc::c_void, F>(&p) })
 }
 
 /// `c10::DeviceType` of a device (CPU 0, CUDA 1).
-fn device_type(device: Device) -> Result<i8, String> {
+fn device_type(device: Device) -> Result<i8, AmpError> {
     match device {
         Device::Cpu => Ok(0),
         Device::Cuda(_) => Ok(1),
-        other => Err(format!("autocast is not supported on {other:?}")),
+        other => Err(AmpError::Device(format!("{other:?}"))),
     }
 }
 
@@ -96,23 +110,23 @@ const SCALAR_FLOAT: i8 = 6;
 const SCALAR_BFLOAT16: i8 = 15;
 
 /// `c10::ScalarType` of the low-precision kinds autocast takes.
-fn scalar_type(kind: Kind) -> Result<i8, String> {
+fn scalar_type(kind: Kind) -> Result<i8, AmpError> {
     match kind {
         Kind::Half => Ok(SCALAR_HALF),
         Kind::BFloat16 => Ok(SCALAR_BFLOAT16),
-        other => Err(format!("autocast dtype must be Half or BFloat16, not {other:?}")),
+        other => Err(AmpError::Dtype(format!("{other:?}"))),
     }
 }
 
 /// The dtype autocast uses on `device` now (float16 for CUDA, bfloat16 for the CPU unless set).
-pub fn dtype(device: Device) -> Result<Kind, String> {
+pub fn dtype(device: Device) -> Result<Kind, AmpError> {
     let api = api()?;
     // SAFETY: as in `api`.
     match unsafe { (api.get_dtype)(device_type(device)?) } {
         SCALAR_HALF => Ok(Kind::Half),
         SCALAR_BFLOAT16 => Ok(Kind::BFloat16),
         SCALAR_FLOAT => Ok(Kind::Float),
-        other => Err(format!("unexpected autocast dtype {other}")),
+        other => Err(AmpError::UnknownDtype(other)),
     }
 }
 
@@ -121,7 +135,7 @@ pub fn dtype(device: Device) -> Result<Kind, String> {
 /// and dtype of that device type) is restored afterwards, also when `f` panics, and the
 /// cache of weights cast to the low dtype is cleared when the outermost autocast region
 /// ends, as in PyTorch.
-pub fn autocast<T>(amp: Option<(Device, Kind)>, f: impl FnOnce() -> T) -> Result<T, String> {
+pub fn autocast<T>(amp: Option<(Device, Kind)>, f: impl FnOnce() -> T) -> Result<T, AmpError> {
     let Some((device, kind)) = amp else {
         return Ok(f());
     };

@@ -17,10 +17,42 @@ use crate::model::UNetConfig;
 pub enum ConfigError {
     #[error("cannot read config {path}: {err}")]
     Read { path: PathBuf, err: std::io::Error },
-    #[error("config {path}: {msg}")]
-    Parse { path: PathBuf, msg: String },
-    #[error("config {path}: {msg}")]
-    Invalid { path: PathBuf, msg: String },
+    #[error("config {path}: {err}")]
+    Parse { path: PathBuf, err: serde_norway::Error },
+    #[error("config {path}: {err}")]
+    Invalid { path: PathBuf, err: InvalidConfig },
+}
+
+/// A value that parses but cannot be used (what [`TrainConfig::validate`] checks); the
+/// message names the field as config.yaml spells it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidConfig {
+    #[error("data.image and data.labels are required")]
+    MissingInputs,
+    #[error("data.tile must be a positive multiple of 32, got {0}")]
+    Tile(usize),
+    #[error("model.attention_window must be 0 or a multiple of 32, got {0}")]
+    AttentionWindow(usize),
+    #[error("data.stride must be positive")]
+    Stride,
+    #[error(
+        "data.bands ({bands}), data.mean ({mean}) and data.std ({std}) must have the same, non-zero length"
+    )]
+    BandLengths { bands: usize, mean: usize, std: usize },
+    #[error("data.std and data.scale must be positive")]
+    Scale,
+    #[error("data.block_tiles must be >= 1 and val_fraction + test_fraction < 1")]
+    Split,
+    #[error("loss.alpha needs {NUM_CLASSES} class weights, got {0}")]
+    Alpha(usize),
+    #[error("optim.batch_size, optim.epochs and optim.lr must be positive")]
+    Optim,
+    #[error("model.head_dropout must be in [0, 1)")]
+    HeadDropout,
+    #[error("model.bn_momentum must be in (0, 1]")]
+    BnMomentum,
+    #[error("compute.{0}")]
+    Device(#[from] crate::device::DeviceError),
 }
 
 /// Which EfficientNet encoder.
@@ -293,9 +325,9 @@ impl TrainConfig {
             path: path.to_path_buf(),
             err,
         })?;
-        let mut cfg = Self::from_yaml_str(&text).map_err(|msg| ConfigError::Parse {
+        let mut cfg = Self::from_yaml_str(&text).map_err(|err| ConfigError::Parse {
             path: path.to_path_buf(),
-            msg,
+            err,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let scene_paths = cfg
@@ -314,73 +346,62 @@ impl TrainConfig {
         if let Some(w) = cfg.model.init_weights.as_mut().filter(|w| w.is_relative()) {
             *w = base.join(&*w);
         }
-        cfg.validate().map_err(|msg| ConfigError::Invalid {
+        cfg.validate().map_err(|err| ConfigError::Invalid {
             path: path.to_path_buf(),
-            msg,
+            err,
         })?;
         Ok(cfg)
     }
 
     /// Parses YAML text (no path resolution, no checks).
-    pub fn from_yaml_str(text: &str) -> Result<Self, String> {
-        serde_norway::from_str(text).map_err(|e| e.to_string())
+    pub fn from_yaml_str(text: &str) -> Result<Self, serde_norway::Error> {
+        serde_norway::from_str(text)
     }
 
     /// Checks what serde cannot: value ranges and consistent lengths.
-    pub fn validate(&self) -> Result<(), String> {
-        let d = &self.data;
-        if d.image.as_os_str().is_empty() || d.labels.as_os_str().is_empty() {
-            return Err("data.image and data.labels are required".into());
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        use InvalidConfig as E;
+        let (d, m, o) = (&self.data, &self.model, &self.optim);
+        // Each failing condition and what it reports, in the order they are checked.
+        let failures = [
+            (
+                d.image.as_os_str().is_empty() || d.labels.as_os_str().is_empty(),
+                E::MissingInputs,
+            ),
+            (d.tile == 0 || !d.tile.is_multiple_of(32), E::Tile(d.tile)),
+            (
+                !m.attention_window.is_multiple_of(32),
+                E::AttentionWindow(m.attention_window),
+            ),
+            (d.stride == Some(0), E::Stride),
+            (
+                d.bands.is_empty() || d.mean.len() != d.bands.len() || d.std.len() != d.bands.len(),
+                E::BandLengths {
+                    bands: d.bands.len(),
+                    mean: d.mean.len(),
+                    std: d.std.len(),
+                },
+            ),
+            (d.std.iter().any(|&s| s <= 0.0) || d.scale <= 0.0, E::Scale),
+            (
+                d.block_tiles == 0
+                    || d.val_fraction < 0.0
+                    || d.test_fraction < 0.0
+                    || d.val_fraction + d.test_fraction >= 1.0,
+                E::Split,
+            ),
+            (
+                self.loss.alpha.len() != NUM_CLASSES,
+                E::Alpha(self.loss.alpha.len()),
+            ),
+            (o.batch_size == 0 || o.epochs == 0 || o.lr <= 0.0, E::Optim),
+            (!(0.0..1.0).contains(&m.head_dropout), E::HeadDropout),
+            (!(m.bn_momentum > 0.0 && m.bn_momentum <= 1.0), E::BnMomentum),
+        ];
+        if let Some((_, err)) = failures.into_iter().find(|(failed, _)| *failed) {
+            return Err(err);
         }
-        if d.tile == 0 || !d.tile.is_multiple_of(32) {
-            return Err(format!(
-                "data.tile must be a positive multiple of 32, got {}",
-                d.tile
-            ));
-        }
-        if !self.model.attention_window.is_multiple_of(32) {
-            return Err(format!(
-                "model.attention_window must be 0 or a multiple of 32, got {}",
-                self.model.attention_window
-            ));
-        }
-        if d.stride == Some(0) {
-            return Err("data.stride must be positive".into());
-        }
-        if d.bands.is_empty() || d.mean.len() != d.bands.len() || d.std.len() != d.bands.len() {
-            return Err(format!(
-                "data.bands ({}), data.mean ({}) and data.std ({}) must have the same, non-zero length",
-                d.bands.len(),
-                d.mean.len(),
-                d.std.len()
-            ));
-        }
-        if d.std.iter().any(|&s| s <= 0.0) || d.scale <= 0.0 {
-            return Err("data.std and data.scale must be positive".into());
-        }
-        if d.block_tiles == 0
-            || d.val_fraction < 0.0
-            || d.test_fraction < 0.0
-            || d.val_fraction + d.test_fraction >= 1.0
-        {
-            return Err("data.block_tiles must be >= 1 and val_fraction + test_fraction < 1".into());
-        }
-        if self.loss.alpha.len() != NUM_CLASSES {
-            return Err(format!(
-                "loss.alpha needs {NUM_CLASSES} class weights, got {}",
-                self.loss.alpha.len()
-            ));
-        }
-        if self.optim.batch_size == 0 || self.optim.epochs == 0 || self.optim.lr <= 0.0 {
-            return Err("optim.batch_size, optim.epochs and optim.lr must be positive".into());
-        }
-        if !(0.0..1.0).contains(&self.model.head_dropout) {
-            return Err("model.head_dropout must be in [0, 1)".into());
-        }
-        if !(self.model.bn_momentum > 0.0 && self.model.bn_momentum <= 1.0) {
-            return Err("model.bn_momentum must be in (0, 1]".into());
-        }
-        self.device_choice().map_err(|e| format!("compute.{e}"))?;
+        self.device_choice()?;
         Ok(())
     }
 
@@ -401,7 +422,7 @@ impl TrainConfig {
     }
 
     /// `compute.device` parsed.
-    pub fn device_choice(&self) -> Result<crate::device::DeviceChoice, String> {
+    pub fn device_choice(&self) -> Result<crate::device::DeviceChoice, crate::device::DeviceError> {
         self.compute.device.parse()
     }
 

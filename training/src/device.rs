@@ -13,10 +13,34 @@
 
 use std::ffi::{CStr, CString};
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
 use tch::Device;
+
+/// Why a device cannot be used (or named).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    /// `compute.device` / `--device` is not one of the accepted names.
+    #[error("device must be auto, cpu, cuda or cuda:N, got {0:?}")]
+    Name(String),
+    /// No candidate `libtorch_cuda.so` could be loaded; the loader's message per candidate.
+    #[error("libtorch_cuda.so cannot be loaded ({})", .0.join("; "))]
+    Load(Vec<String>),
+    /// The CUDA backend loaded, but no GPU is visible to it.
+    #[error("{} loaded, but libtorch sees no CUDA GPU", .0.display())]
+    NoGpu(PathBuf),
+    /// An explicit `cuda:N` that cannot be used, and why.
+    #[error("device {choice} requested, but {why}")]
+    Unusable {
+        choice: DeviceChoice,
+        why: Box<DeviceError>,
+    },
+    /// An explicit `cuda:N` beyond the visible GPUs.
+    #[error("device {choice} requested, but only {visible} CUDA GPU(s) are visible")]
+    Index { choice: DeviceChoice, visible: usize },
+}
 
 /// The device a run asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,9 +53,9 @@ pub enum DeviceChoice {
 }
 
 impl FromStr for DeviceChoice {
-    type Err = String;
+    type Err = DeviceError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, DeviceError> {
         match s.trim() {
             "auto" => Ok(Self::Auto),
             "cpu" => Ok(Self::Cpu),
@@ -40,7 +64,7 @@ impl FromStr for DeviceChoice {
                 .strip_prefix("cuda:")
                 .and_then(|i| i.parse::<usize>().ok())
                 .map(Self::Cuda)
-                .ok_or_else(|| format!("device must be auto, cpu, cuda or cuda:N, got {other:?}")),
+                .ok_or_else(|| DeviceError::Name(other.to_string())),
         }
     }
 }
@@ -57,8 +81,8 @@ impl fmt::Display for DeviceChoice {
 
 /// Loads `libtorch_cuda.so` once; the error says why CUDA cannot be used (the loader's
 /// message, or that the library loaded but libtorch sees no GPU).
-pub fn load_cuda() -> Result<usize, String> {
-    static LOADED: OnceLock<Result<usize, String>> = OnceLock::new();
+pub fn load_cuda() -> Result<usize, DeviceError> {
+    static LOADED: OnceLock<Result<usize, DeviceError>> = OnceLock::new();
     LOADED
         .get_or_init(|| {
             let mut candidates = Vec::new();
@@ -74,16 +98,13 @@ pub fn load_cuda() -> Result<usize, String> {
                         return if n > 0 {
                             Ok(n as usize)
                         } else {
-                            Err(format!("{} loaded, but libtorch sees no CUDA GPU", lib.display()))
+                            Err(DeviceError::NoGpu(lib.clone()))
                         };
                     }
                     Err(e) => reasons.push(e),
                 }
             }
-            Err(format!(
-                "libtorch_cuda.so cannot be loaded ({})",
-                reasons.join("; ")
-            ))
+            Err(DeviceError::Load(reasons))
         })
         .clone()
 }
@@ -109,7 +130,7 @@ fn dlopen_global(path: &str) -> Result<(), String> {
 /// Resolves a choice to a device, and a line for the log that says which one runs and why
 /// (with `auto` on a machine without a usable GPU, one plain line: the loader's reason is
 /// the error of an explicit `cuda`).
-pub fn select(choice: DeviceChoice) -> Result<(Device, String), String> {
+pub fn select(choice: DeviceChoice) -> Result<(Device, String), DeviceError> {
     match choice {
         DeviceChoice::Cpu => Ok((Device::Cpu, "CPU (as configured)".into())),
         DeviceChoice::Auto => match load_cuda() {
@@ -122,11 +143,12 @@ pub fn select(choice: DeviceChoice) -> Result<(Device, String), String> {
             )),
         },
         DeviceChoice::Cuda(i) => {
-            let n = load_cuda().map_err(|why| format!("device {choice} requested, but {why}"))?;
+            let n = load_cuda().map_err(|why| DeviceError::Unusable {
+                choice,
+                why: Box::new(why),
+            })?;
             if i >= n {
-                return Err(format!(
-                    "device {choice} requested, but only {n} CUDA GPU(s) are visible"
-                ));
+                return Err(DeviceError::Index { choice, visible: n });
             }
             Ok((Device::Cuda(i), format!("CUDA GPU {i} of {n}")))
         }

@@ -69,8 +69,10 @@ pub enum TrainError {
     Io { path: PathBuf, err: std::io::Error },
     #[error("{0}")]
     Data(String),
-    #[error("{0}")]
-    Device(String),
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
+    #[error(transparent)]
+    Amp(#[from] crate::amp::AmpError),
 }
 
 impl From<TchError> for TrainError {
@@ -111,6 +113,25 @@ impl EpochLog {
     /// [`EpochLog::csv_row`] (the two are defined here together so that they cannot drift).
     pub const CSV_HEADER: &str =
         "epoch,lr,train_loss,val_loss,val_kappa,val_precision_1,val_recall_2,val_spearman,seconds\n";
+
+    /// This epoch as a line of the run's log (of `epochs` in all; `(best)` when it improved).
+    pub fn log_line(&self, epochs: usize, improved: bool) -> String {
+        let opt_f = |v: Option<f64>| v.map_or("".to_string(), |x| format!("{x:.5}"));
+        format!(
+            "epoch {}/{}: lr {:.2e}, train loss {:.4}, val loss {:.4}, kappa {}, P1 {:.3}, R2 {:.3}, rho {}, {:.0} s{}",
+            self.epoch,
+            epochs,
+            self.lr,
+            self.train_loss,
+            self.val_loss,
+            opt_f(self.val_kappa),
+            self.val_precision_1,
+            self.val_recall_2,
+            opt_f(self.val_spearman),
+            self.seconds,
+            if improved { " (best)" } else { "" }
+        )
+    }
 
     /// This epoch as a line of `log.csv` (an undefined metric is an empty cell).
     pub fn csv_row(&self) -> String {
@@ -496,10 +517,95 @@ pub fn fit_with_progress(
 ) -> Result<FitSummary, TrainError> {
     std::fs::create_dir_all(&cfg.out).map_err(io_err(&cfg.out))?;
     tch::manual_seed(cfg.seed as i64);
-    let choice = cfg.device_choice().map_err(TrainError::Device)?;
-    let (device, why) = crate::device::select(choice).map_err(TrainError::Device)?;
+    let (device, why) = crate::device::select(cfg.device_choice()?)?;
     log(format!("device: {why}"));
-    let amp = match cfg.compute.precision {
+    let amp = mixed_precision(cfg.compute.precision, device, log);
+    let data = Dataset::prepare(cfg, log)?;
+    let mut vs = nn::VarStore::new(device);
+    let model = RiskUNet::new(&vs.root(), &cfg.unet());
+    let files = RunFiles::new(&cfg.out);
+    let mut opt = AdamW::new(
+        &vs,
+        AdamWConfig {
+            weight_decay: cfg.optim.weight_decay,
+            ..Default::default()
+        },
+        cfg.optim.lr,
+    );
+    if matches!(amp, Some((_, Kind::Half))) {
+        opt = opt.with_loss_scaling();
+    }
+    let (mut state, init) = if resume && files.state.exists() {
+        (files.resume(&mut vs, &mut opt, log)?, None)
+    } else {
+        (TrainState::default(), files.start(cfg, &vs, log)?)
+    };
+    while state.epochs_done < cfg.optim.epochs && !state.stopped_early {
+        let epoch = state.epochs_done;
+        let t0 = Instant::now();
+        let lr = scheduled_lr(cfg, epoch, &state);
+        opt.set_lr(lr);
+        let run = EpochRun {
+            cfg,
+            data: &data,
+            model: &model,
+            device,
+            amp,
+        };
+        let train_loss = run.train(epoch, &mut opt, progress)?;
+        progress.validating();
+        let (val_loss, matrix) = amp::autocast(amp, || validate(&model, &data, cfg, device))??;
+        progress.finish();
+        let row = EpochLog {
+            epoch: epoch + 1,
+            lr,
+            train_loss,
+            val_loss,
+            val_kappa: matrix.cohen_kappa(),
+            val_precision_1: matrix.class_metrics(1).precision,
+            val_recall_2: matrix.class_metrics(2).recall,
+            val_spearman: matrix.spearman_rho(),
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        let improved = state.best_val_loss.is_none_or(|b| val_loss < b);
+        save_checkpoint(&vs, &opt, &files.last)?;
+        if improved {
+            save_checkpoint(&vs, &opt, &files.best)?;
+            state.best_val_loss = Some(val_loss);
+            state.best_epoch = Some(epoch + 1);
+            state.epochs_since_best = 0;
+        } else {
+            state.epochs_since_best += 1;
+        }
+        state.epochs_done = epoch + 1;
+        state.lr = lr;
+        state.stopped_early = state.epochs_since_best >= cfg.optim.patience;
+        files.append_row(&row)?;
+        log(row.log_line(cfg.optim.epochs, improved));
+        state.history.push(row);
+        files.save_state(&state)?;
+    }
+    if state.stopped_early {
+        log(format!(
+            "early stop: no better validation loss for {} epochs",
+            cfg.optim.patience
+        ));
+    }
+    Ok(FitSummary {
+        state,
+        out: cfg.out.clone(),
+        init,
+    })
+}
+
+/// The autocast device and dtype of `compute.precision`, or `None` for fp32 (also for
+/// fp16 off CUDA, with a log line).
+fn mixed_precision(
+    precision: Precision,
+    device: Device,
+    log: &mut dyn FnMut(String),
+) -> Option<(Device, Kind)> {
+    match precision {
         Precision::Fp32 => None,
         Precision::Fp16 if device.is_cuda() => {
             log("precision: mixed (autocast float16, dynamic loss scaling)".into());
@@ -513,42 +619,37 @@ pub fn fit_with_progress(
             log("precision: mixed (autocast bfloat16)".into());
             Some((device, Kind::BFloat16))
         }
-    };
-    let data = Dataset::prepare(cfg, log)?;
-    let mut vs = nn::VarStore::new(device);
-    let model = RiskUNet::new(&vs.root(), &cfg.unet());
-    let state_path = cfg.out.join("state.json");
-    let last_path = cfg.out.join("last.safetensors");
-    let best_path = cfg.out.join("best.safetensors");
-    let csv_path = cfg.out.join("log.csv");
-    let mut state = TrainState::default();
-    let mut init = None;
-    let mut opt = AdamW::new(
-        &vs,
-        AdamWConfig {
-            weight_decay: cfg.optim.weight_decay,
-            ..Default::default()
-        },
-        cfg.optim.lr,
-    );
-    if matches!(amp, Some((_, Kind::Half))) {
-        opt = opt.with_loss_scaling();
     }
-    if resume && state_path.exists() {
-        let text = std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
-        state = serde_json::from_str(&text)
-            .map_err(|e| TrainError::Data(format!("{}: {e}", state_path.display())))?;
-        vs.load(&last_path)?;
-        opt.load(&optim_path(&last_path))?;
-        log(format!(
-            "resumed after epoch {} from {} (optimiser at step {})",
-            state.epochs_done,
-            last_path.display(),
-            opt.step_count()
-        ));
-    } else {
+}
+
+/// The files of a run folder: checkpoints, `state.json` and `log.csv`.
+struct RunFiles {
+    state: PathBuf,
+    last: PathBuf,
+    best: PathBuf,
+    csv: PathBuf,
+}
+
+impl RunFiles {
+    fn new(out: &Path) -> Self {
+        Self {
+            state: out.join("state.json"),
+            last: out.join("last.safetensors"),
+            best: out.join("best.safetensors"),
+            csv: out.join("log.csv"),
+        }
+    }
+
+    /// A new run: the initial weights of `model.init_weights` if set, a fresh `log.csv`.
+    fn start(
+        &self,
+        cfg: &TrainConfig,
+        vs: &nn::VarStore,
+        log: &mut dyn FnMut(String),
+    ) -> Result<Option<ImportReport>, TrainError> {
+        let mut init = None;
         if let Some(w) = &cfg.model.init_weights {
-            let report = import_safetensors(&vs, w)?;
+            let report = import_safetensors(vs, w)?;
             log(format!(
                 "initial weights {}: {} tensors, {} left at initialisation",
                 w.display(),
@@ -557,19 +658,71 @@ pub fn fit_with_progress(
             ));
             init = Some(report);
         }
-        std::fs::write(&csv_path, EpochLog::CSV_HEADER).map_err(io_err(&csv_path))?;
+        std::fs::write(&self.csv, EpochLog::CSV_HEADER).map_err(io_err(&self.csv))?;
+        Ok(init)
     }
-    while state.epochs_done < cfg.optim.epochs && !state.stopped_early {
-        let epoch = state.epochs_done;
-        let t0 = Instant::now();
-        let lr = scheduled_lr(cfg, epoch, &state);
-        opt.set_lr(lr);
+
+    /// `--resume`: the state, the last weights and their optimiser state.
+    fn resume(
+        &self,
+        vs: &mut nn::VarStore,
+        opt: &mut AdamW,
+        log: &mut dyn FnMut(String),
+    ) -> Result<TrainState, TrainError> {
+        let text = std::fs::read_to_string(&self.state).map_err(io_err(&self.state))?;
+        let state: TrainState = serde_json::from_str(&text)
+            .map_err(|e| TrainError::Data(format!("{}: {e}", self.state.display())))?;
+        vs.load(&self.last)?;
+        opt.load(&optim_path(&self.last))?;
+        log(format!(
+            "resumed after epoch {} from {} (optimiser at step {})",
+            state.epochs_done,
+            self.last.display(),
+            opt.step_count()
+        ));
+        Ok(state)
+    }
+
+    fn append_row(&self, row: &EpochLog) -> Result<(), TrainError> {
+        let mut csv = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.csv)
+            .map_err(io_err(&self.csv))?;
+        csv.write_all(row.csv_row().as_bytes()).map_err(io_err(&self.csv))
+    }
+
+    fn save_state(&self, state: &TrainState) -> Result<(), TrainError> {
+        let json = serde_json::to_vec_pretty(state).map_err(|e| TrainError::Data(e.to_string()))?;
+        crate::write_atomic(&self.state, &json).map_err(io_err(&self.state))
+    }
+}
+
+/// What one epoch's training pass needs.
+struct EpochRun<'a> {
+    cfg: &'a TrainConfig,
+    data: &'a Dataset,
+    model: &'a RiskUNet,
+    device: Device,
+    amp: Option<(Device, Kind)>,
+}
+
+impl EpochRun<'_> {
+    /// One pass over the sampling plan in an order drawn from `seed + 1000 (epoch + 1)`;
+    /// returns the mean training loss per tile.
+    fn train(
+        &self,
+        epoch: usize,
+        opt: &mut AdamW,
+        progress: &mut dyn EpochProgress,
+    ) -> Result<f64, TrainError> {
+        let cfg = self.cfg;
         // libtorch's generator (dropout, drop-connect) seeded per epoch, like the batch
         // order and the augmentation below: a resumed run draws what an uninterrupted one
         // would have drawn.
         tch::manual_seed((cfg.seed as i64).wrapping_add(1000 * (epoch as i64 + 1)));
         let mut rng = RandomState::new((cfg.seed as u32).wrapping_add(1000 * (epoch as u32 + 1)));
-        let mut order: Vec<Sample> = data.plan.samples.clone();
+        let mut order: Vec<Sample> = self.data.plan.samples.clone();
         for i in (1..order.len()).rev() {
             let j = rng.randint(i as u64 + 1, 1)[0] as usize;
             order.swap(i, j);
@@ -583,81 +736,22 @@ pub fn fit_with_progress(
         for chunk in order.chunks(cfg.optim.batch_size) {
             let tiles = chunk
                 .iter()
-                .map(|&s| data.read_sample(s))
+                .map(|&s| self.data.read_sample(s))
                 .collect::<Result<Vec<_>, _>>()?;
-            let (xs, ys) = batch(tiles, &data.norm, Some((&cfg.augment, &mut rng)), device)?;
-            let loss = amp::autocast(amp, || {
-                risk_loss(&model.forward_t(&xs, true), &ys, &cfg.loss).total
-            })
-            .map_err(TrainError::Device)?;
+            let (xs, ys) = batch(
+                tiles,
+                &self.data.norm,
+                Some((&cfg.augment, &mut rng)),
+                self.device,
+            )?;
+            let loss = amp::autocast(self.amp, || {
+                risk_loss(&self.model.forward_t(&xs, true), &ys, &cfg.loss).total
+            })?;
             opt.backward_step(&loss);
             loss_sum += loss.double_value(&[]) * chunk.len() as f64;
             n += chunk.len();
             progress.batch(loss_sum / n as f64);
         }
-        progress.validating();
-        let (val_loss, matrix) =
-            amp::autocast(amp, || validate(&model, &data, cfg, device)).map_err(TrainError::Device)??;
-        progress.finish();
-        let row = EpochLog {
-            epoch: epoch + 1,
-            lr,
-            train_loss: loss_sum / n.max(1) as f64,
-            val_loss,
-            val_kappa: matrix.cohen_kappa(),
-            val_precision_1: matrix.class_metrics(1).precision,
-            val_recall_2: matrix.class_metrics(2).recall,
-            val_spearman: matrix.spearman_rho(),
-            seconds: t0.elapsed().as_secs_f64(),
-        };
-        let improved = state.best_val_loss.is_none_or(|b| val_loss < b);
-        save_checkpoint(&vs, &opt, &last_path)?;
-        if improved {
-            save_checkpoint(&vs, &opt, &best_path)?;
-            state.best_val_loss = Some(val_loss);
-            state.best_epoch = Some(epoch + 1);
-            state.epochs_since_best = 0;
-        } else {
-            state.epochs_since_best += 1;
-        }
-        state.epochs_done = epoch + 1;
-        state.lr = lr;
-        state.stopped_early = state.epochs_since_best >= cfg.optim.patience;
-        let line = row.csv_row();
-        let opt_f = |v: Option<f64>| v.map_or("".to_string(), |x| format!("{x:.5}"));
-        let mut csv = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&csv_path)
-            .map_err(io_err(&csv_path))?;
-        csv.write_all(line.as_bytes()).map_err(io_err(&csv_path))?;
-        log(format!(
-            "epoch {}/{}: lr {:.2e}, train loss {:.4}, val loss {:.4}, kappa {}, P1 {:.3}, R2 {:.3}, rho {}, {:.0} s{}",
-            row.epoch,
-            cfg.optim.epochs,
-            lr,
-            row.train_loss,
-            val_loss,
-            opt_f(row.val_kappa),
-            row.val_precision_1,
-            row.val_recall_2,
-            opt_f(row.val_spearman),
-            row.seconds,
-            if improved { " (best)" } else { "" }
-        ));
-        state.history.push(row);
-        let json = serde_json::to_vec_pretty(&state).map_err(|e| TrainError::Data(e.to_string()))?;
-        crate::write_atomic(&state_path, &json).map_err(io_err(&state_path))?;
+        Ok(loss_sum / n.max(1) as f64)
     }
-    if state.stopped_early {
-        log(format!(
-            "early stop: no better validation loss for {} epochs",
-            cfg.optim.patience
-        ));
-    }
-    Ok(FitSummary {
-        state,
-        out: cfg.out.clone(),
-        init,
-    })
 }

@@ -17,10 +17,11 @@ fn auto_and_forced_cuda_follow_what_loads() {
             assert_eq!(auto.0, Device::Cuda(0));
             assert!(tch::Cuda::is_available());
             assert_eq!(device::select(DeviceChoice::Cuda(0)).unwrap().0, Device::Cuda(0));
-            let err = device::select(DeviceChoice::Cuda(n)).unwrap_err();
+            let err = device::select(DeviceChoice::Cuda(n)).unwrap_err().to_string();
             assert!(err.contains(&format!("only {n} CUDA GPU")), "{err}");
         }
         Err(why) => {
+            let why = why.to_string();
             assert_eq!(auto.0, Device::Cpu);
             assert_eq!(
                 auto.1,
@@ -30,7 +31,7 @@ fn auto_and_forced_cuda_follow_what_loads() {
                 why.contains("libtorch_cuda.so") || why.contains("no CUDA GPU"),
                 "{why}"
             );
-            let err = device::select(DeviceChoice::Cuda(0)).unwrap_err();
+            let err = device::select(DeviceChoice::Cuda(0)).unwrap_err().to_string();
             assert!(err.starts_with("device cuda:0 requested, but"), "{err}");
             assert!(err.contains(&why), "{err}");
         }

@@ -324,7 +324,7 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_device(s: &str) -> Result<DeviceChoice, String> {
+fn parse_device(s: &str) -> Result<DeviceChoice, risk_training::device::DeviceError> {
     s.parse()
 }
 
