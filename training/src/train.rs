@@ -67,8 +67,18 @@ pub enum TrainError {
     Metrics(MetricsError),
     #[error("{path}: {err}")]
     Io { path: PathBuf, err: std::io::Error },
-    #[error("{0}")]
-    Data(String),
+    #[error("no {tile}x{tile} tile with at least {min_labelled_pct:.0}% labelled pixels in {}", labels.display())]
+    NoTiles {
+        tile: usize,
+        min_labelled_pct: f64,
+        labels: PathBuf,
+    },
+    #[error(
+        "the split left {train} training and {val} validation tiles; use smaller tiles or blocks, or add scenes"
+    )]
+    TooFewTiles { train: usize, val: usize },
+    #[error("{}: {err}", path.display())]
+    State { path: PathBuf, err: serde_json::Error },
     #[error(transparent)]
     Device(#[from] crate::device::DeviceError),
     #[error(transparent)]
@@ -210,13 +220,11 @@ fn scene_tiles(
         }
     }
     if windows.is_empty() {
-        return Err(TrainError::Data(format!(
-            "no {}x{} tile with at least {:.0}% labelled pixels in {}",
-            d.tile,
-            d.tile,
-            100.0 * d.min_labelled,
-            labels.display()
-        )));
+        return Err(TrainError::NoTiles {
+            tile: d.tile,
+            min_labelled_pct: 100.0 * d.min_labelled,
+            labels: labels.to_path_buf(),
+        });
     }
     Ok((windows, counts))
 }
@@ -251,11 +259,10 @@ impl Dataset {
             sources.push(source);
         }
         if split.train.is_empty() || split.val.is_empty() {
-            return Err(TrainError::Data(format!(
-                "the split left {} training and {} validation tiles; use smaller tiles or blocks, or add scenes",
-                split.train.len(),
-                split.val.len()
-            )));
+            return Err(TrainError::TooFewTiles {
+                train: split.train.len(),
+                val: split.val.len(),
+            });
         }
         for (name, idx) in [
             ("train", &split.train),
@@ -670,8 +677,10 @@ impl RunFiles {
         log: &mut dyn FnMut(String),
     ) -> Result<TrainState, TrainError> {
         let text = std::fs::read_to_string(&self.state).map_err(io_err(&self.state))?;
-        let state: TrainState = serde_json::from_str(&text)
-            .map_err(|e| TrainError::Data(format!("{}: {e}", self.state.display())))?;
+        let state: TrainState = serde_json::from_str(&text).map_err(|err| TrainError::State {
+            path: self.state.clone(),
+            err,
+        })?;
         vs.load(&self.last)?;
         opt.load(&optim_path(&self.last))?;
         log(format!(
@@ -693,7 +702,10 @@ impl RunFiles {
     }
 
     fn save_state(&self, state: &TrainState) -> Result<(), TrainError> {
-        let json = serde_json::to_vec_pretty(state).map_err(|e| TrainError::Data(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(state).map_err(|err| TrainError::State {
+            path: self.state.clone(),
+            err,
+        })?;
         crate::write_atomic(&self.state, &json).map_err(io_err(&self.state))
     }
 }
