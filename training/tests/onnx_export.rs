@@ -335,3 +335,40 @@ fn cli_export_states_the_training_images_pixel_type() {
         }
     }
 }
+
+/// `export --val-image`: the output appears only with its decision rule. On the fixture
+/// scene the model is written with `risk.decision`; when the rule cannot be fitted (the
+/// labels raster does not exist) the run fails, and neither the output nor a temporary
+/// file is left.
+#[test]
+fn cli_export_with_a_decision_rule_writes_it_or_nothing() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let export = |out: &Path, labels: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_risk-train"))
+            .args(["export", "--random-init", "--encoder", "b0", "-o"])
+            .arg(out)
+            .arg("--val-image")
+            .arg(fixtures.join("scene512.tif"))
+            .arg("--val-labels")
+            .arg(labels)
+            .output()
+            .unwrap()
+    };
+    let good = dir.path().join("decided.onnx");
+    let o = export(&good, &fixtures.join("scene512_labels.tif"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    assert!(stdout.contains("risk.decision = "), "{stdout}");
+    assert!(cpu_model(&good).info().properties.contains_key("risk.decision"));
+    let bad = dir.path().join("undecided.onnx");
+    let o = export(&bad, &dir.path().join("no_labels.tif"));
+    assert!(!o.status.success());
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains("no_labels.tif"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("decided.onnx")]);
+}

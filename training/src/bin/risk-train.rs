@@ -120,13 +120,14 @@ struct DecideArgs {
     output: PathBuf,
 }
 
-/// Fits the decision rule of `model` on a validation scene and writes `output` with it.
+/// Fits the decision rule of `model` on a validation scene and writes `output` with it;
+/// returns the rule as stored (`risk.decision`).
 fn decide(
     model: &std::path::Path,
     image: &std::path::Path,
     labels: &std::path::Path,
     output: &std::path::Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let fit = risk_training::decision::fit_on_scene(model, image, labels, &Default::default())?;
     say!(
         "risk-train: decision rule {}",
@@ -138,12 +139,7 @@ fn decide(
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
     );
     risk_training::decision::set_metadata(model, output, risk_inference::decision::METADATA_KEY, &value)?;
-    println!(
-        "{} -> {} (risk.decision = {value})",
-        model.display(),
-        output.display()
-    );
-    Ok(())
+    Ok(value)
 }
 
 #[derive(clap::Args)]
@@ -308,9 +304,15 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         fp16: args.fp16,
         metadata,
     };
-    onnx::write_model(&vs, &unet, &options, &args.output)?;
     if let (Some(image), Some(labels)) = (&args.val_image, &args.val_labels) {
-        decide(&args.output, image, labels, &args.output)?;
+        // The model without its rule is a temporary beside the output (removed when this
+        // returns): the output appears only with its decision rule, or not at all.
+        let undecided = risk_inference::output::TempOutput::new(&args.output, "undecided");
+        onnx::write_model(&vs, &unet, &options, undecided.path())?;
+        let value = decide(undecided.path(), image, labels, &args.output)?;
+        println!("risk.decision = {value}");
+    } else {
+        onnx::write_model(&vs, &unet, &options, &args.output)?;
     }
     println!(
         "{} -> {} ({}, opset {})",
@@ -667,7 +669,14 @@ fn main() -> ExitCode {
         }
         Command::Decide(a) => {
             return match decide(&a.model, &a.image, &a.labels, &a.output) {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(value) => {
+                    println!(
+                        "{} -> {} (risk.decision = {value})",
+                        a.model.display(),
+                        a.output.display()
+                    );
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     say!("risk-train: error: {e:#}");
                     ExitCode::FAILURE
