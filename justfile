@@ -67,6 +67,13 @@ train-parity:
     cargo build --release -q -p risk-training --bin risk-train
     bash bench/train_parity.sh
 
+# The ablation of the V2.5 recipe (bench/ablation.sh): V2 -> + CBAM -> + SMOTE -> + enhanced
+# CRF, B0, three seeds each, scored on held-out seeds with the oracle beside them (about
+# 1.5 h on 2 cores; docs/ablation.md has the table). `B4_EPOCHS=N just ablation` adds a B4.
+ablation:
+    cargo build --release -q -p risk-training -p risk-inference
+    bash bench/ablation.sh all
+
 # A single-node Slurm on localhost runs the deploy/slurm job array in 4 shards + the mosaic
 # job (pixels identical to the single run); the Kubernetes manifests meet the schema (and
 # broken copies must not).

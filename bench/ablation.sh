@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Issue 17's ablation of the V2.5 recipe, on the shipped edge model's data (generated v2
+# scenes 311-322 to train, the 331-334 mosaic to validate), B0, three seeds per row:
+#
+#   v2    no attention, duplication to 5%, no SMOTE          bench/ablation/v2.yaml
+#   cbam  + CBAM attention                                   bench/ablation/cbam.yaml
+#   v25   + SMOTE to 7.5% (the V2.5 recipe)                  bench/ablation/v25.yaml
+#
+# each scored on the held-out seeds 401-406 (bench/heldout.sh: 2048^2, the model's 512/64
+# tiles, argmax) with the CRF off and with its default settings (the V2 CRF), and the v25
+# models also with the enhanced CRF (the last V2.5 step); the oracle's ceiling beside them.
+# Nothing here is tuned: every row has the same epochs, seeds and data.
+#
+#   bench/ablation.sh [train|score|table|all]     (default all)
+#     env: ABLATION_EPOCHS=10  ABLATION_SEEDS="42 123 456"  ROWS="v2 cbam v25"
+#          B4_EPOCHS=0 (train and score a B4 V2.5 model for this many epochs too)
+# Runs under out/ablation/; a finished run is not retrained, a scored one not rescored.
+set -euo pipefail
+root="${ABLATION_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+bin="${BIN:-$root/target/release}"
+out="$root/out/ablation"
+EPOCHS="${ABLATION_EPOCHS:-10}" SEEDS="${ABLATION_SEEDS:-42 123 456}" ROWS="${ROWS:-v2 cbam v25}"
+B4_EPOCHS="${B4_EPOCHS:-0}"
+what="${1:-all}"
+mkdir -p "$out"
+
+# One model: train (unless its best checkpoint exists), then export to FP32 ONNX with the
+# shipped model's tiles and a decision rule fitted on the validation mosaic.
+train_one() { # ROW SEED CONFIG EPOCHS
+    local row=$1 seed=$2 cfg=$3 epochs=$4
+    local run="$out/$row/seed$seed" onnx="$out/$row-seed$seed.onnx"
+    if [ ! -f "$run/done" ]; then
+        echo "== train $row seed $seed ($epochs epochs) $(date -u +%H:%M:%S)"
+        "$bin/risk-train" fit "$cfg" --seeds "$seed" --epochs "$epochs" 2>&1 | tee "$out/$row-seed$seed.log" |
+            grep -E 'epoch [0-9]+/|SMOTE|class-1 share' || true
+        touch "$run/done"
+    fi
+    [ -f "$onnx" ] || "$bin/risk-train" export "$run/best.safetensors" --config "$cfg" \
+        --meta risk.tile_size=512 --meta risk.tile_overlap=64 \
+        --model-version "ablation $row, seed $seed, $epochs epochs" \
+        --val-image "$root/out/v2b/val.tif" --val-labels "$root/out/v2b/val_labels.tif" -o "$onnx" >/dev/null
+}
+
+train() {
+    bash "$root/training/make_scenes.sh" "$bin"
+    for seed in $SEEDS; do
+        for row in $ROWS; do train_one "$row" "$seed" "$root/bench/ablation/$row.yaml" "$EPOCHS"; done
+    done
+    [ "$B4_EPOCHS" -gt 0 ] && train_one b4 42 "$root/bench/ablation/b4.yaml" "$B4_EPOCHS"
+    return 0
+}
+
+# Held-out scores of every trained model (bench/heldout.sh; its scenes are cached under
+# out/ablation/heldout/), with the CRF presets of its row.
+score() {
+    local models=() row seed
+    for seed in $SEEDS; do for row in $ROWS; do models+=("$row-seed$seed"); done; done
+    [ "$B4_EPOCHS" -gt 0 ] && models+=(b4-seed42)
+    for m in "${models[@]}"; do
+        [ -f "$out/$m.onnx" ] || { echo "== $m: not trained, skipped"; continue; }
+        local crfs="off default"
+        case "$m" in v25-* | b4-*) crfs="off default enhanced" ;; esac
+        for crf in $crfs; do
+            [ -f "$out/heldout/rows-tmodel-omodel-crf$crf-$m.txt" ] && continue
+            echo "== score $m, CRF $crf $(date -u +%H:%M:%S)"
+            CRF=$crf TAG="-$m" bash "$root/bench/heldout.sh" "$out/$m.onnx" "$out/heldout" | tail -n 4
+        done
+    done
+    [ -f "$out/synth-stats.txt" ] || "$bin/risk-train" synth-stats --size 2048 \
+        --seeds 401,402,403,404,405,406 --train-seed 400 > "$out/synth-stats.txt"
+}
+
+# The table: per row and CRF, each model's mean over the held-out seeds, then the mean and
+# standard deviation (population) over the training seeds; the oracle and colour floor of
+# the same held-out scenes beside them.
+table() {
+    python3 - "$out" "$EPOCHS" "$B4_EPOCHS" <<'PY'
+import glob, os, re, statistics as st, sys
+out, epochs, b4_epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+names = {"v2": "V2 recipe (no attention, duplication to 5%, no SMOTE)",
+         "cbam": "+ CBAM attention", "v25": "+ SMOTE to 7.5% (V2.5 recipe)",
+         "b4": f"V2.5 recipe, B4 encoder, seed 42, {b4_epochs} epochs"}
+def per_model(path, decision):
+    rows = [l.split() for l in open(path) if l.split()[0] == decision]
+    cols = list(zip(*[[float(x) for x in r[1:]] for r in rows]))
+    return [st.mean(c) for c in cols[:5]], len(rows)
+def cell(v):
+    return f"{st.mean(v):.3f} ± {st.pstdev(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+for decision, title in [("argmax", "argmax (the recipe as the source ran it)"),
+                        ("rule", "each model's fitted decision rule (issue 18), same probabilities")]:
+    print(f"\n**{title}**\n")
+    print("| step | CRF | models | kappa | class-1 precision | class-2 recall | rho | Medium predicted |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in ["v2", "cbam", "v25", "b4"]:
+        for crf in ["off", "default", "enhanced"]:
+            files = sorted(glob.glob(f"{out}/heldout/rows-tmodel-omodel-crf{crf}-{row}-seed*.txt"))
+            if not files:
+                continue
+            ms = [per_model(f, decision) for f in files]
+            cols = list(zip(*[m for m, _ in ms]))
+            seeds = ",".join(re.search(r"seed(\d+)", f).group(1) for f in files)
+            step = names[row] if crf != "enhanced" or row == "b4" else "+ enhanced CRF"
+            print(f"| {step} | {crf} | {seeds} | " + " | ".join(cell(c) for c in cols) + " |")
+stats = open(f"{out}/synth-stats.txt").read().splitlines()
+rows = [l for l in stats if re.match(r"\| \d+ \|", l)]
+if rows:
+    hdr = [h.strip() for h in next(l for l in stats if l.startswith("| seed")).strip("|").split("|")]
+    vals = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
+    def col(name):
+        j = hdr.index(name)
+        return [float(v[j].split()[0].rstrip("%")) for v in vals]
+    print(f"| oracle (ceiling, argmax) | | | {st.mean(col('oracle kappa')):.3f} | {st.mean(col('oracle P(1)')):.3f} | "
+          f"{st.mean(col('oracle R(2)')):.3f} | {st.mean(col('oracle rho')):.3f} | |")
+    floor = [float(v[hdr.index('colour floor kappa (levels)')].split()[0]) for v in vals]
+    print(f"| colour floor (per-pixel colour classifier) | | | {st.mean(floor):.3f} | | | | |")
+print("| V2.5 target | | | >= 0.48 | >= 0.22 | >= 0.93 | >= 0.58 | |")
+print(f"\nB0 rows: {epochs} epochs each (cosine), seeds 42, 123, 456; scored on held-out seeds 401-406 (2048^2, 512/64 tiles).")
+PY
+}
+
+case "$what" in
+train) train ;;
+score) score ;;
+table) table ;;
+all) train && score && table | tee "$out/table.md" ;;
+*) echo "usage: bench/ablation.sh [train|score|table|all]" >&2; exit 2 ;;
+esac
