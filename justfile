@@ -120,7 +120,8 @@ train-eval model="models/default.onnx" metrics="out/heldout/metrics.json":
     target/release/risk-eval out/heldout/risk.tif --truth out/heldout/scene1024_s401_labels.tif --baseline models/v2_baseline_metrics.json -o out/heldout/eval
     cp out/heldout/eval/metrics.json {{metrics}}
 
-# Runs in out/runs/edge-b0/seed<N>, members exported (FP16) to out/ensemble/.
+# Runs in out/runs/edge-b0/seed<N>, members exported (FP16) to out/ensemble/, and the
+# ensemble's decision rule fitted on the averaged members (risk-train decide --with).
 # The V3 ensemble: the edge training with seeds 42, 123, 456.
 train-ensemble:
     cargo build --release -p risk-training
@@ -128,6 +129,10 @@ train-ensemble:
     bash training/make_scenes.sh
     target/release/risk-train fit training/config.edge.yaml --seeds 42,123,456
     for s in 42 123 456; do target/release/risk-train export out/runs/edge-b0/seed$s/best.safetensors --config training/config.edge.yaml --fp16 --meta risk.tile_size=512 --meta risk.tile_overlap=64 --model-version "edge-b0-3 ensemble member, seed $s" --val-image out/v2b/val.tif --val-labels out/v2b/val_labels.tif -o out/ensemble/edge-b0-seed$s.onnx; done
+    # The ensemble's own rule, fitted on the three members' averaged probabilities, in a copy
+    # of the first member to pass first: risk-infer -m out/ensemble/edge-b0-ens3-first.onnx
+    # -m out/ensemble/edge-b0-seed123.onnx -m out/ensemble/edge-b0-seed456.onnx ...
+    target/release/risk-train decide out/ensemble/edge-b0-seed42.onnx --with out/ensemble/edge-b0-seed123.onnx --with out/ensemble/edge-b0-seed456.onnx --image out/v2b/val.tif --labels out/v2b/val_labels.tif -o out/ensemble/edge-b0-ens3-first.onnx
 
 # Metrics and time cost of --tta, --scales and ensembles on a held-out synth scene.
 bench-tta:

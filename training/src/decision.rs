@@ -6,12 +6,17 @@
 //! with class-2 recall >= 0.93 and class-1 precision >= 0.22, or the stated fallback), and
 //! the result is written into the model's ONNX metadata as `risk.decision`.
 //!
+//! For an ensemble, the rule is fitted on the members' averaged probabilities, as
+//! `risk-infer -m A -m B ...` averages them before it applies the first member's rule
+//! ([`fit_on_scene`] with several members; `risk-train decide A --with B --with C`).
+//!
 //! The validation scene must be one that neither training nor testing uses: the offsets
 //! are chosen on it, so scores on it are optimistic.
 
 use std::path::{Path, PathBuf};
 
 use prost::Message;
+use risk_inference::augment::Tta;
 use risk_inference::decision::{self, Fit, Targets};
 use risk_inference::pipeline::{self, Outputs, ProbsType, RunOptions};
 use risk_inference::predictor::Predictor;
@@ -37,9 +42,10 @@ pub enum DecideError {
     Write { path: PathBuf, err: std::io::Error },
 }
 
-/// Runs `model` over `image` and fits its decision rule against `labels`.
+/// Runs the models over `image` (one model, or an ensemble: their probabilities averaged,
+/// the first member's tiling) and fits the decision rule against `labels`.
 pub fn fit_on_scene(
-    model: &Path,
+    models: &[&Path],
     image: &Path,
     labels: &Path,
     targets: &Targets,
@@ -48,7 +54,11 @@ pub fn fit_on_scene(
         device: Device::Cpu,
         ..SessionOptions::default()
     };
-    let mut predictor = Predictor::from(Model::load(model, &session)?);
+    let members = models
+        .iter()
+        .map(|m| Model::load(m, &session))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut predictor = Predictor::new(members, Tta::None, vec![1.0])?;
     let probs = TempPath(risk_inference::raster::temp_path_for(labels, "decide-probs"));
     let outputs = Outputs {
         classes: None,

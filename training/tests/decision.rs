@@ -66,7 +66,7 @@ fn decision_metadata_round_trip_keeps_everything_else() {
 fn fit_on_scene_scores_what_it_chose() {
     let fixtures = root().join("fixtures");
     let fit = fit_on_scene(
-        &root().join("models/toy.onnx"),
+        &[&root().join("models/toy.onnx")],
         &fixtures.join("scene700x433.tif"),
         &fixtures.join("scene700x433_labels.tif"),
         &Targets::default(),
@@ -90,6 +90,67 @@ fn fit_on_scene_scores_what_it_chose() {
             assert!(fit.chosen.kappa >= fit.argmax.kappa - 1e-3, "{fit:?}");
         }
     }
+}
+
+/// An ensemble's rule is fitted on its members' averaged probabilities, as risk-infer
+/// averages them: the same offsets as a fit on the mean of each member's own probability
+/// map, computed apart here (the shipped model and a random-init B0 export, which share
+/// the input contract, on a fixture scene).
+#[test]
+fn ensemble_fit_is_the_fit_on_the_averaged_probabilities() {
+    use risk_inference::pipeline::{self, Outputs, ProbsType, RunOptions};
+    use risk_inference::predictor::Predictor;
+    let dir = tempfile::tempdir().unwrap();
+    let second = dir.path().join("random_b0.onnx");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_risk-train"))
+        .args(["export", "--random-init", "--encoder", "b0", "-o"])
+        .arg(&second)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let first = root().join("models/default.onnx");
+    let image = root().join("fixtures/scene700x433.tif");
+    let labels = root().join("fixtures/scene700x433_labels.tif");
+    let targets = Targets::default();
+    let ensemble = fit_on_scene(&[&first, &second], &image, &labels, &targets).unwrap();
+    // Each member alone, with the first member's tiling (as the ensemble runs).
+    let tiling = load(&first).info().clone();
+    let opts = RunOptions {
+        tile: Some(tiling.tile_size),
+        overlap: Some(tiling.tile_overlap),
+        ..RunOptions::default()
+    };
+    let alone = |model: &std::path::Path, name: &str| {
+        let probs = dir.path().join(name);
+        let outputs = Outputs {
+            classes: None,
+            probs: Some((probs.clone(), ProbsType::F32)),
+            uncertainty: None,
+        };
+        pipeline::run(
+            &mut Predictor::from(load(model)),
+            &image,
+            &outputs,
+            &opts,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        decision::read_fit_inputs(&probs, &labels).unwrap()
+    };
+    let (a, truth) = alone(&first, "a.tif");
+    let (b, _) = alone(&second, "b.tif");
+    let mean: Vec<f32> = a.iter().zip(&b).map(|(x, y)| (x + y) / 2.0).collect();
+    assert!(
+        a.iter().zip(&mean).any(|(x, m)| (x - m).abs() > 0.05),
+        "the members differ"
+    );
+    let apart = decision::fit(&mean, &truth, &targets).unwrap();
+    assert_eq!(ensemble.decision, apart.decision);
+    assert_eq!(ensemble.pixels, apart.pixels);
+    assert!(
+        (ensemble.chosen.kappa - apart.chosen.kappa).abs() < 1e-4,
+        "{ensemble:?} vs {apart:?}"
+    );
 }
 
 /// On the oracle's probabilities of a generator-v2 scene (the Bayes-optimal class

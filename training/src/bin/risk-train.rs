@@ -107,8 +107,12 @@ enum Command {
 
 #[derive(clap::Args)]
 struct DecideArgs {
-    /// The ONNX model.
+    /// The ONNX model (an ensemble's first member: the one whose rule risk-infer applies).
     model: PathBuf,
+    /// The other members of an ensemble (repeat): the rule is fitted on the average of all
+    /// members' probabilities, as `risk-infer -m MODEL -m MEMBER ...` computes it.
+    #[arg(long = "with", value_name = "MEMBER")]
+    with: Vec<PathBuf>,
     /// Validation image (not a training or test scene).
     #[arg(long)]
     image: PathBuf,
@@ -124,11 +128,15 @@ struct DecideArgs {
 /// returns the rule as stored (`risk.decision`).
 fn decide(
     model: &std::path::Path,
+    with: &[PathBuf],
     image: &std::path::Path,
     labels: &std::path::Path,
     output: &std::path::Path,
 ) -> anyhow::Result<String> {
-    let fit = risk_training::decision::fit_on_scene(model, image, labels, &Default::default())?;
+    let members: Vec<&std::path::Path> = std::iter::once(model)
+        .chain(with.iter().map(PathBuf::as_path))
+        .collect();
+    let fit = risk_training::decision::fit_on_scene(&members, image, labels, &Default::default())?;
     say!(
         "risk-train: decision rule {}",
         risk_training::decision::summary(&fit)
@@ -309,7 +317,7 @@ fn export(args: ExportArgs) -> anyhow::Result<()> {
         // returns): the output appears only with its decision rule, or not at all.
         let undecided = risk_inference::output::TempOutput::new(&args.output, "undecided");
         onnx::write_model(&vs, &unet, &options, undecided.path())?;
-        let value = decide(undecided.path(), image, labels, &args.output)?;
+        let value = decide(undecided.path(), &[], image, labels, &args.output)?;
         println!("risk.decision = {value}");
     } else {
         onnx::write_model(&vs, &unet, &options, &args.output)?;
@@ -668,7 +676,7 @@ fn main() -> ExitCode {
             };
         }
         Command::Decide(a) => {
-            return match decide(&a.model, &a.image, &a.labels, &a.output) {
+            return match decide(&a.model, &a.with, &a.image, &a.labels, &a.output) {
                 Ok(value) => {
                     println!(
                         "{} -> {} (risk.decision = {value})",
