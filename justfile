@@ -16,6 +16,7 @@ setup *profile:
 test:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    python3 scripts/import_cycles.py
     cargo test --workspace
     just deploy-test
 

@@ -7,10 +7,44 @@
 //! each factor uniform in `[1 - j, 1 + j]`, results clamped to [0, 1]. Draws come from a
 //! numpy-compatible `RandomState`, so a seed fixes the augmentation.
 
+use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::numpy_rng::RandomState;
-use crate::config::AugmentConfig;
+
+/// Augmentation of training tiles (`augment:`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AugmentConfig {
+    /// Random horizontal and vertical flips. Default true.
+    pub flips: bool,
+    /// Random 90-degree rotations. Default true.
+    pub rot90: bool,
+    /// Then a rotation by a uniform angle in [0, 90) degrees about the tile centre
+    /// (bilinear image, reflected beyond the tile; nearest labels, nodata beyond it), so
+    /// that oriented texture is seen at every angle, not only the four of `rot90`.
+    /// Default false (not in the source's recipe).
+    pub rotate_any: bool,
+    /// Brightness factor drawn from `[1 - b, 1 + b]` (RGB bands). Default 0.4.
+    pub brightness: f64,
+    /// Contrast factor drawn from `[1 - c, 1 + c]`. Default 0.4.
+    pub contrast: f64,
+    /// Saturation factor drawn from `[1 - s, 1 + s]`. Default 0.4.
+    pub saturation: f64,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        Self {
+            flips: true,
+            rot90: true,
+            rotate_any: false,
+            brightness: 0.4,
+            contrast: 0.4,
+            saturation: 0.4,
+        }
+    }
+}
 
 fn factor(rng: &mut RandomState, jitter: f64) -> f64 {
     1.0 - jitter + 2.0 * jitter * rng.next_f64()
