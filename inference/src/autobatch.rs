@@ -37,17 +37,20 @@ pub enum BatchSize {
     Auto,
 }
 
-impl FromStr for BatchSize {
-    type Err = String;
+/// A batch size that is neither a positive number nor `auto` (the text given, trimmed).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("batch must be a positive number of tiles or 'auto', got {0:?}")]
+pub struct ParseBatchError(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for BatchSize {
+    type Err = ParseBatchError;
+
+    fn from_str(s: &str) -> Result<Self, ParseBatchError> {
         match s.trim() {
             "auto" => Ok(Self::Auto),
             n => match n.parse::<usize>() {
                 Ok(n) if n > 0 => Ok(Self::Tiles(n)),
-                _ => Err(format!(
-                    "batch must be a positive number of tiles or 'auto', got {n:?}"
-                )),
+                _ => Err(ParseBatchError(n.to_string())),
             },
         }
     }
@@ -61,22 +64,22 @@ pub fn bytes_per_tile(channels: usize, h: usize, w: usize, views: usize) -> usiz
     floats * h * w * 4
 }
 
-/// One size the probe tried.
+/// One size the probe tried; `E` is the timed run's error.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Trial {
+pub struct Trial<E> {
     pub batch: usize,
     /// Tiles per second, or why the run failed.
-    pub outcome: Result<f64, String>,
+    pub outcome: Result<f64, E>,
 }
 
 /// The chosen batch and every trial, for the log.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Choice {
+pub struct Choice<E> {
     pub batch: usize,
-    pub trials: Vec<Trial>,
+    pub trials: Vec<Trial<E>>,
 }
 
-impl std::fmt::Display for Choice {
+impl<E: std::fmt::Display> std::fmt::Display for Choice<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "batch {} (probed:", self.batch)?;
         for t in &self.trials {
@@ -95,7 +98,7 @@ impl std::fmt::Display for Choice {
 pub fn choose<E: std::fmt::Display>(
     cap: usize,
     mut time: impl FnMut(usize) -> Result<Duration, E>,
-) -> Result<Choice, E> {
+) -> Result<Choice<E>, E> {
     let cap = cap.clamp(1, MAX_BATCH);
     let mut measure = |batch: usize| -> Result<f64, E> {
         time(batch)?; // warm-up
@@ -117,7 +120,7 @@ pub fn choose<E: std::fmt::Display>(
             Err(e) => {
                 trials.push(Trial {
                     batch,
-                    outcome: Err(e.to_string()),
+                    outcome: Err(e),
                 });
                 break;
             }
@@ -144,12 +147,17 @@ pub fn choose<E: std::fmt::Display>(
 mod tests {
     use super::*;
 
+    /// The failure of [`device`] above its memory: the batch size.
+    #[derive(Debug, PartialEq, thiserror::Error)]
+    #[error("out of memory at {0}")]
+    struct OutOfMemory(usize);
+
     /// A device that runs up to `width` tiles in `base` seconds, then linearly more, and
     /// fails above `memory` tiles.
-    fn device(width: usize, base: f64, memory: usize) -> impl FnMut(usize) -> Result<Duration, String> {
+    fn device(width: usize, base: f64, memory: usize) -> impl FnMut(usize) -> Result<Duration, OutOfMemory> {
         move |b| {
             if b > memory {
-                return Err(format!("out of memory at {b}"));
+                return Err(OutOfMemory(b));
             }
             Ok(Duration::from_secs_f64(
                 base * (b.max(width) as f64 / width as f64),
@@ -157,7 +165,7 @@ mod tests {
         }
     }
 
-    fn sizes(c: &Choice) -> Vec<usize> {
+    fn sizes<E>(c: &Choice<E>) -> Vec<usize> {
         c.trials.iter().map(|t| t.batch).collect()
     }
 
@@ -194,7 +202,11 @@ mod tests {
         let c = choose(64, device(64, 0.1, 12)).unwrap();
         assert_eq!(c.batch, 8);
         assert_eq!(sizes(&c), [1, 2, 4, 8, 16]);
-        assert_eq!(c.trials[4].outcome, Err("out of memory at 16".to_string()));
+        assert_eq!(c.trials[4].outcome, Err(OutOfMemory(16)));
+        assert_eq!(
+            c.trials[4].outcome.as_ref().unwrap_err().to_string(),
+            "out of memory at 16"
+        );
     }
 
     #[test]
@@ -210,7 +222,10 @@ mod tests {
 
     #[test]
     fn failure_at_one_is_the_error() {
-        assert_eq!(choose(64, device(1, 0.1, 0)).unwrap_err(), "out of memory at 1");
+        assert_eq!(
+            choose(64, device(1, 0.1, 0)).unwrap_err().to_string(),
+            "out of memory at 1"
+        );
     }
 
     #[test]
@@ -218,7 +233,7 @@ mod tests {
         // Warm-up 1 s, then 0.2 s and 0.1 s: 10 tiles/s for batch 1.
         let mut runs = [1.0, 0.2, 0.1].into_iter();
         let c = choose(1, |_| {
-            Ok::<_, String>(Duration::from_secs_f64(runs.next().unwrap()))
+            Ok::<_, OutOfMemory>(Duration::from_secs_f64(runs.next().unwrap()))
         })
         .unwrap();
         assert_eq!(

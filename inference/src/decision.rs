@@ -45,8 +45,10 @@
 //! and stored) and falls back to the best kappa under the class-2 recall constraint alone
 //! (High recall is the source's safety target; the Medium precision target is the one
 //! given up); when even that recall is out of reach, the best kappa without constraints.
+//!
+//! Errors ([`DecisionError`]) name the metadata key, the model or the raster concerned.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::classes::{CLASS_NAMES, NODATA, NUM_CLASSES, PALETTE};
 use crate::metrics::ConfusionMatrix;
@@ -54,6 +56,42 @@ use crate::raster::{GeoTiffWriter, InputRaster, RasterError, Window, WriteOption
 
 /// Metadata key of the rule in an ONNX model.
 pub const METADATA_KEY: &str = "risk.decision";
+
+/// Why a rule cannot be read, fitted or applied; each names what it concerns.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum DecisionError {
+    /// The metadata value is not JSON (serde's reason).
+    #[error("{METADATA_KEY} is not JSON: {0}")]
+    NotJson(String),
+    #[error("{METADATA_KEY}: unknown rule {0:?} (known: logit_offsets)")]
+    UnknownRule(String),
+    #[error("{METADATA_KEY}: no \"rule\" field")]
+    NoRule,
+    #[error("{METADATA_KEY}: \"offsets\" must be a list of 3 numbers")]
+    OffsetsNotList,
+    #[error("{METADATA_KEY}: \"offsets\" must be [0, b1, b2] with finite b1, b2, got {0:?}")]
+    BadOffsets(Vec<f64>),
+    /// A bad `risk.decision` in the model file `path`.
+    #[error("{}: {err}", path.display())]
+    InModel { path: PathBuf, err: Box<DecisionError> },
+    #[error("no labelled pixel to fit the decision rule on")]
+    NoLabels,
+    #[error(transparent)]
+    Raster(#[from] RasterError),
+    #[error("{}: has {bands} band(s); a probability raster (risk-infer --probs) has 3", path.display())]
+    NotProbabilities { path: PathBuf, bands: usize },
+    /// The labels' size (width, height) is not the probabilities'.
+    #[error(
+        "{}: {}x{} pixels, but the probabilities {} are {}x{}",
+        labels.display(), size.0, size.1, probs.display(), probs_size.0, probs_size.1
+    )]
+    LabelsSize {
+        labels: PathBuf,
+        size: (usize, usize),
+        probs: PathBuf,
+        probs_size: (usize, usize),
+    },
+}
 
 /// Histogram bins per axis of the fit.
 pub const BINS: usize = 800;
@@ -129,36 +167,33 @@ impl Decision {
     /// The rule from a model's `risk.decision` metadata (JSON with `"rule":
     /// "logit_offsets"` and `"offsets": [0, b1, b2]`; other fields are what the fit
     /// recorded and are not read).
-    pub fn from_metadata(value: &str) -> Result<Self, String> {
+    pub fn from_metadata(value: &str) -> Result<Self, DecisionError> {
         let v: serde_json::Value =
-            serde_json::from_str(value).map_err(|e| format!("{METADATA_KEY} is not JSON: {e}"))?;
+            serde_json::from_str(value).map_err(|e| DecisionError::NotJson(e.to_string()))?;
         match v.get("rule").and_then(|r| r.as_str()) {
             Some("logit_offsets") => {}
-            Some(other) => {
-                return Err(format!(
-                    "{METADATA_KEY}: unknown rule {other:?} (known: logit_offsets)"
-                ));
-            }
-            None => return Err(format!("{METADATA_KEY}: no \"rule\" field")),
+            Some(other) => return Err(DecisionError::UnknownRule(other.to_string())),
+            None => return Err(DecisionError::NoRule),
         }
         let offsets: Vec<f64> = v
             .get("offsets")
             .and_then(|o| serde_json::from_value(o.clone()).ok())
-            .ok_or_else(|| format!("{METADATA_KEY}: \"offsets\" must be a list of 3 numbers"))?;
+            .ok_or(DecisionError::OffsetsNotList)?;
         match offsets[..] {
             [b0, b1, b2] if b0 == 0.0 && b1.is_finite() && b2.is_finite() => Ok(Self::new(b1, b2)),
-            _ => Err(format!(
-                "{METADATA_KEY}: \"offsets\" must be [0, b1, b2] with finite b1, b2, got {offsets:?}"
-            )),
+            _ => Err(DecisionError::BadOffsets(offsets)),
         }
     }
 
     /// The rule of a loaded model: its `risk.decision`, else the argmax; a bad value is
     /// an error naming the model file.
-    pub fn of_model(model: &crate::session::Model) -> Result<Self, String> {
+    pub fn of_model(model: &crate::session::Model) -> Result<Self, DecisionError> {
         match model.info().properties.get(METADATA_KEY) {
             None => Ok(Self::default()),
-            Some(v) => Self::from_metadata(v).map_err(|e| format!("{}: {e}", model.path().display())),
+            Some(v) => Self::from_metadata(v).map_err(|e| DecisionError::InModel {
+                path: model.path().to_path_buf(),
+                err: Box::new(e),
+            }),
         }
     }
 
@@ -275,7 +310,7 @@ pub fn confusion(decision: &Decision, probs: &[f32], labels: &[u8]) -> Confusion
 
 /// Fits the offsets on band-major probabilities `(3, n)` and their labels `(n)`
 /// (see the module docs). Fails when no pixel is labelled.
-pub fn fit(probs: &[f32], labels: &[u8], targets: &Targets) -> Result<Fit, String> {
+pub fn fit(probs: &[f32], labels: &[u8], targets: &Targets) -> Result<Fit, DecisionError> {
     let n = labels.len();
     assert_eq!(probs.len(), NUM_CLASSES * n, "probabilities (3, n) for n labels");
     // Histograms per true class, (BINS, BINS): [i][j] = bin of l1, bin of l2.
@@ -291,7 +326,7 @@ pub fn fit(probs: &[f32], labels: &[u8], targets: &Targets) -> Result<Fit, Strin
         pixels += 1;
     }
     if pixels == 0 {
-        return Err("no labelled pixel to fit the decision rule on".into());
+        return Err(DecisionError::NoLabels);
     }
     let tables: Vec<RegionCounts> = hist.iter().map(|h| RegionCounts::new(h)).collect();
     let totals: Vec<u64> = hist.iter().map(|h| h.iter().sum()).collect();
@@ -433,14 +468,13 @@ pub fn read_probs(raster: &InputRaster, window: Window) -> Result<Vec<f32>, Rast
 }
 
 /// Checks that `path` is a probability raster: 3 bands.
-pub fn open_probs(path: &Path) -> Result<InputRaster, String> {
-    let raster = InputRaster::open(path).map_err(|e| e.to_string())?;
+pub fn open_probs(path: &Path) -> Result<InputRaster, DecisionError> {
+    let raster = InputRaster::open(path)?;
     if raster.band_count() != NUM_CLASSES {
-        return Err(format!(
-            "{}: has {} band(s); a probability raster (risk-infer --probs) has 3",
-            path.display(),
-            raster.band_count()
-        ));
+        return Err(DecisionError::NotProbabilities {
+            path: path.to_path_buf(),
+            bands: raster.band_count(),
+        });
     }
     Ok(raster)
 }
@@ -448,7 +482,7 @@ pub fn open_probs(path: &Path) -> Result<InputRaster, String> {
 /// Writes the class map of the probability raster `probs` under `decision` to `output`
 /// (uint8 GeoTIFF, 255 nodata, the class palette; temporary file renamed into place), in
 /// strips of rows. Returns the pixels per class value 0, 1, 2 and nodata.
-pub fn classify_raster(probs: &Path, decision: &Decision, output: &Path) -> Result<[u64; 4], String> {
+pub fn classify_raster(probs: &Path, decision: &Decision, output: &Path) -> Result<[u64; 4], DecisionError> {
     let raster = open_probs(probs)?;
     let (w, h) = (raster.width(), raster.height());
     let options = WriteOptions {
@@ -463,13 +497,12 @@ pub fn classify_raster(probs: &Path, decision: &Decision, output: &Path) -> Resu
         )],
         ..WriteOptions::default()
     };
-    let e = |e: RasterError| e.to_string();
-    let mut writer = GeoTiffWriter::create::<u8>(output, w, h, 1, &raster.georef(), options).map_err(e)?;
+    let mut writer = GeoTiffWriter::create::<u8>(output, w, h, 1, &raster.georef(), options)?;
     let mut counts = [0u64; 4];
     let strip = (1 << 20) / w.max(1) + 1;
     for y in (0..h).step_by(strip) {
         let window = Window::new(0, y, w, strip.min(h - y));
-        let p = read_probs(&raster, window).map_err(e)?;
+        let p = read_probs(&raster, window)?;
         let n = window.pixels();
         let classes: Vec<u8> = (0..n)
             .map(|i| {
@@ -480,33 +513,35 @@ pub fn classify_raster(probs: &Path, decision: &Decision, output: &Path) -> Resu
         for &c in &classes {
             counts[if c == NODATA { 3 } else { c as usize }] += 1;
         }
-        writer.write_band(1, window, &classes).map_err(e)?;
+        writer.write_band(1, window, &classes)?;
     }
-    writer.finish().map_err(e)?;
+    writer.finish()?;
     Ok(counts)
 }
 
 /// The whole probability raster `probs` and the label raster `labels` (same size), for
-/// [`fit`]: band-major float32 `(3, n)` (nodata -1) and uint8 `(n)`.
+/// [`fit`]: band-major float32 `(3, n)` (nodata -1) and uint8 `(n)`. The error is a
+/// [`DecisionError`]'s text (the message risk-train's `DecideError::Fit` carries).
 pub fn read_fit_inputs(probs: &Path, labels: &Path) -> Result<(Vec<f32>, Vec<u8>), String> {
+    fit_inputs(probs, labels).map_err(|e| e.to_string())
+}
+
+/// [`read_fit_inputs`] with its typed error.
+fn fit_inputs(probs: &Path, labels: &Path) -> Result<(Vec<f32>, Vec<u8>), DecisionError> {
     let p = open_probs(probs)?;
-    let l = InputRaster::open(labels).map_err(|e| e.to_string())?;
+    let l = InputRaster::open(labels)?;
     if (p.width(), p.height()) != (l.width(), l.height()) {
-        return Err(format!(
-            "{}: {}x{} pixels, but the probabilities {} are {}x{}",
-            labels.display(),
-            l.width(),
-            l.height(),
-            probs.display(),
-            p.width(),
-            p.height()
-        ));
+        return Err(DecisionError::LabelsSize {
+            labels: labels.to_path_buf(),
+            size: (l.width(), l.height()),
+            probs: probs.to_path_buf(),
+            probs_size: (p.width(), p.height()),
+        });
     }
-    let e = |e: RasterError| e.to_string();
     let window = p.extent();
-    let probs = read_probs(&p, window).map_err(e)?;
+    let probs = read_probs(&p, window)?;
     let mut truth = vec![0u8; window.pixels()];
-    l.read_band(1, window, &mut truth).map_err(e)?;
+    l.read_band(1, window, &mut truth)?;
     Ok((probs, truth))
 }
 

@@ -36,18 +36,22 @@ pub enum InputScale {
     Factor(f32),
 }
 
-impl FromStr for InputScale {
-    type Err = String;
+/// An `--input-scale` value that is not `auto`, `model` or a positive number (the text
+/// given).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not auto, model or a positive number (e.g. 0.0001)")]
+pub struct ParseInputScaleError(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for InputScale {
+    type Err = ParseInputScaleError;
+
+    fn from_str(s: &str) -> Result<Self, ParseInputScaleError> {
         match s {
             "auto" => Ok(Self::Auto),
             "model" => Ok(Self::Model),
             _ => match s.parse::<f32>() {
                 Ok(f) if f.is_finite() && f > 0.0 => Ok(Self::Factor(f)),
-                _ => Err(format!(
-                    "{s:?} is not auto, model or a positive number (e.g. 0.0001)"
-                )),
+                _ => Err(ParseInputScaleError(s.to_string())),
             },
         }
     }

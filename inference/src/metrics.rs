@@ -90,6 +90,12 @@ pub enum MetricsError {
     Raster(#[from] RasterError),
     #[error("{path}: {msg}")]
     Output { path: PathBuf, msg: String },
+    /// Writing a report file failed (the OS reason in the message).
+    #[error("{path}: {err}")]
+    Write {
+        path: PathBuf,
+        err: crate::output::OutputError,
+    },
     #[error("{path}: not a metrics JSON file ({msg})")]
     MetricsFile { path: PathBuf, msg: String },
 }

@@ -28,8 +28,11 @@ pub enum NpyError {
         found: String,
     },
     /// Writing failed, with the OS reason.
-    #[error("{path}: {msg}")]
-    Write { path: PathBuf, msg: String },
+    #[error("{path}: {err}")]
+    Write {
+        path: PathBuf,
+        err: crate::output::OutputError,
+    },
 }
 
 /// Element types this module reads and writes.
@@ -179,9 +182,9 @@ pub fn write_npy<T: NpyElement>(path: impl AsRef<Path>, shape: &[usize], data: &
         }
         Ok(())
     })
-    .map_err(|msg| NpyError::Write {
+    .map_err(|err| NpyError::Write {
         path: path.to_owned(),
-        msg,
+        err,
     })
 }
 

@@ -23,11 +23,93 @@
 //!   before any work instead of giving a GeoTIFF under a name that promises another format.
 //! - [`os_reason`]: why a write failed, in the operating system's words ("No space left
 //!   on device"), also when GDAL only says that a TIFF directory could not be written.
+//!
+//! Errors: [`OutputError`] for a write that failed (the OS reason in its text, without
+//! Rust's `(os error N)`; the caller names the file), [`OutputPathError`] for an output
+//! path refused before any work (a usage error; it names the path). Each message is whole
+//! (the I/O error's text is in it, not behind `source()`), so a `{:#}` chain prints it once.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+/// Why writing a file failed; the caller names the file. The I/O error is kept, its
+/// text (the OS reason) is part of the message.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("cannot create ({})", io_msg(.0))]
+    Create(std::io::Error),
+    #[error("cannot write ({})", io_msg(.0))]
+    Write(std::io::Error),
+    #[error("cannot read it back ({})", io_msg(.0))]
+    ReadBack(std::io::Error),
+    #[error("read back {got} bytes that differ from the {written} written; the disk may be failing")]
+    Differs { got: u64, written: u64 },
+    #[error("cannot move the finished file into place ({})", io_msg(.0))]
+    Rename(std::io::Error),
+    #[error("cannot move its {suffix} sidecar into place ({})", io_msg(err))]
+    Sidecar {
+        suffix: &'static str,
+        err: std::io::Error,
+    },
+}
+
+/// The text of an [`OutputError`], for a caller whose own check of the finished file
+/// (the `verify` of [`TempOutput::commit`]) reports a plain message.
+impl From<OutputError> for String {
+    fn from(e: OutputError) -> Self {
+        e.to_string()
+    }
+}
+
+/// An output path refused before any work (a usage error); each names the path and what
+/// it is (`-o`, `--probs`, `the output of a.tif`).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum OutputPathError {
+    #[error("{} ({what}): names a folder, not a file", path.display())]
+    NamesFolder { what: String, path: PathBuf },
+    #[error("{} ({what}): is {is}; outputs must be regular files", path.display())]
+    NotRegular {
+        what: String,
+        path: PathBuf,
+        /// `a folder`, `a device`, `a FIFO`, ...
+        is: &'static str,
+    },
+    #[error("{} ({what}) would overwrite the input {}", path.display(), input.display())]
+    OverwritesInput {
+        what: String,
+        path: PathBuf,
+        input: PathBuf,
+    },
+    #[error("{} ({what}) and {} ({other_what}) are the same file", path.display(), other.display())]
+    SameFile {
+        what: String,
+        path: PathBuf,
+        other_what: String,
+        other: PathBuf,
+    },
+    #[error(
+        "{} ({what}): {}; outputs are GeoTIFF: use a .tif name, e.g. {}",
+        path.display(),
+        not_tif_reason(.ext.as_deref()),
+        path.with_extension("tif").display()
+    )]
+    NotGeoTiff {
+        what: String,
+        path: PathBuf,
+        /// The extension given (lower case), if any.
+        ext: Option<String>,
+    },
+}
+
+/// Why a name other than `.tif` / `.tiff` cannot be a raster output.
+fn not_tif_reason(ext: Option<&str>) -> String {
+    match ext {
+        Some(e) => format!(".{e} cannot hold a georeferenced class map"),
+        None => "has no extension".to_string(),
+    }
+}
 
 /// Temporary files of this process that exist (or are being created) now.
 static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -184,11 +266,14 @@ impl TempOutput {
 
     /// Runs `verify` on the finished temporary file and, when it passes, renames it to
     /// the final path. On any failure the temporary file is removed and the final path
-    /// is left as it was. The error says why (the caller names the file).
-    pub fn commit(mut self, verify: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
+    /// is left as it was. The error is `verify`'s, or a failed rename as that type; it
+    /// says why (the caller names the file).
+    pub fn commit<E: From<OutputError>>(
+        mut self,
+        verify: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<(), E> {
         verify(&self.temp_path)?;
-        std::fs::rename(&self.temp_path, &self.final_path)
-            .map_err(|e| format!("cannot move the finished file into place ({})", io_msg(&e)))?;
+        std::fs::rename(&self.temp_path, &self.final_path).map_err(OutputError::Rename)?;
         self.done = true;
         if let Some(suffix) = self.sidecar {
             let (temp, fin) = (
@@ -203,7 +288,7 @@ impl TempOutput {
                     _ => Err(e),
                 })
             };
-            moved.map_err(|e| format!("cannot move its {suffix} sidecar into place ({})", io_msg(&e)))?;
+            moved.map_err(|err| OutputError::Sidecar { suffix, err })?;
         }
         Ok(())
     }
@@ -274,15 +359,13 @@ pub fn sync(file: &std::fs::File) -> std::io::Result<()> {
 }
 
 /// Reads `path` back and checks that it holds `len` bytes whose checksum is `sum`.
-pub fn verify_bytes(path: &Path, len: u64, sum: Checksum) -> Result<(), String> {
-    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot read it back ({})", io_msg(&e)))?;
+pub fn verify_bytes(path: &Path, len: u64, sum: Checksum) -> Result<(), OutputError> {
+    let mut f = std::fs::File::open(path).map_err(OutputError::ReadBack)?;
     let mut got = Checksum::default();
     let mut n = 0u64;
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let k = f
-            .read(&mut buf)
-            .map_err(|e| format!("cannot read it back ({})", io_msg(&e)))?;
+        let k = f.read(&mut buf).map_err(OutputError::ReadBack)?;
         if k == 0 {
             break;
         }
@@ -290,9 +373,7 @@ pub fn verify_bytes(path: &Path, len: u64, sum: Checksum) -> Result<(), String> 
         n += k as u64;
     }
     if n != len || got.value() != sum.value() {
-        return Err(format!(
-            "read back {n} bytes that differ from the {len} written; the disk may be failing"
-        ));
+        return Err(OutputError::Differs { got: n, written: len });
     }
     Ok(())
 }
@@ -303,9 +384,9 @@ pub fn verify_bytes(path: &Path, len: u64, sum: Checksum) -> Result<(), String> 
 pub fn write_with(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<(), String> {
+) -> Result<(), OutputError> {
     let temp = TempOutput::new(path, "tmp");
-    let file = std::fs::File::create(temp.path()).map_err(|e| format!("cannot create ({})", io_msg(&e)))?;
+    let file = std::fs::File::create(temp.path()).map_err(OutputError::Create)?;
     let mut w = Counting {
         inner: std::io::BufWriter::with_capacity(1 << 16, file),
         len: 0,
@@ -314,16 +395,14 @@ pub fn write_with(
     let written = fill(&mut w)
         .and_then(|()| w.inner.flush())
         .and_then(|()| sync(w.inner.get_ref()));
-    if let Err(e) = written {
-        return Err(format!("cannot write ({})", io_msg(&e)));
-    }
+    written.map_err(OutputError::Write)?;
     let (len, sum) = (w.len, w.sum);
     drop(w);
     temp.commit(|t| verify_bytes(t, len, sum))
 }
 
 /// [`write_with`] for bytes in memory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     write_with(path, |w| w.write_all(bytes))
 }
 
@@ -417,14 +496,15 @@ fn resolve(path: &Path) -> PathBuf {
 /// once symbolic links and `..` are resolved. `outputs` are `(what, path)`, e.g.
 /// `("--probs", p)` or `("the output of a.tif", p)`. The error (a usage error) names the
 /// paths: `out/x_risk.tif (the output of b/x.tif) and ... are the same file`.
-pub fn check_outputs(inputs: &[&Path], outputs: &[(&str, &Path)]) -> Result<(), String> {
+pub fn check_outputs(inputs: &[&Path], outputs: &[(&str, &Path)]) -> Result<(), OutputPathError> {
     let resolved_inputs: Vec<PathBuf> = inputs.iter().map(|p| resolve(p)).collect();
-    let mut seen: Vec<(PathBuf, String)> = Vec::new();
+    // Resolved path, then the output as given and what it is.
+    let mut seen: Vec<(PathBuf, &Path, &str)> = Vec::new();
     for &(what, out) in outputs {
-        let named = format!("{} ({what})", out.display());
+        let (what_s, path) = (what.to_string(), out.to_path_buf());
         let text = out.as_os_str().as_encoded_bytes();
         if text.ends_with(b"/") || out.file_name().is_none() {
-            return Err(format!("{named}: names a folder, not a file"));
+            return Err(OutputPathError::NamesFolder { what: what_s, path });
         }
         if let Ok(meta) = std::fs::metadata(out) {
             let kind = meta.file_type();
@@ -443,20 +523,30 @@ pub fn check_outputs(inputs: &[&Path], outputs: &[(&str, &Path)]) -> Result<(), 
                         "not a regular file"
                     }
                 };
-                return Err(format!("{named}: is {is}; outputs must be regular files"));
+                return Err(OutputPathError::NotRegular {
+                    what: what_s,
+                    path,
+                    is,
+                });
             }
         }
         let r = resolve(out);
         if let Some(i) = resolved_inputs.iter().position(|p| p == &r) {
-            return Err(format!(
-                "{named} would overwrite the input {}",
-                inputs[i].display()
-            ));
+            return Err(OutputPathError::OverwritesInput {
+                what: what_s,
+                path,
+                input: inputs[i].to_path_buf(),
+            });
         }
-        if let Some((_, other)) = seen.iter().find(|(p, _)| p == &r) {
-            return Err(format!("{named} and {other} are the same file"));
+        if let Some(&(_, other, other_what)) = seen.iter().find(|(p, _, _)| p == &r) {
+            return Err(OutputPathError::SameFile {
+                what: what_s,
+                path,
+                other_what: other_what.to_string(),
+                other: other.to_path_buf(),
+            });
         }
-        seen.push((r, named));
+        seen.push((r, out, what));
     }
     Ok(())
 }
@@ -465,20 +555,16 @@ pub fn check_outputs(inputs: &[&Path], outputs: &[(&str, &Path)]) -> Result<(), 
 /// will be: `.tif` or `.tiff`, in any case. The maps are GeoTIFFs (class values, nodata
 /// 255 and the input's georeferencing, which PNG, JPEG or text cannot all hold), so another
 /// extension is a usage error naming the file and the fix.
-pub fn check_raster_output(what: &str, path: &Path) -> Result<(), String> {
+pub fn check_raster_output(what: &str, path: &Path) -> Result<(), OutputPathError> {
     let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
     if matches!(ext.as_deref(), Some("tif" | "tiff")) {
         return Ok(());
     }
-    let why = match &ext {
-        Some(e) => format!(".{e} cannot hold a georeferenced class map"),
-        None => "has no extension".to_string(),
-    };
-    Err(format!(
-        "{} ({what}): {why}; outputs are GeoTIFF: use a .tif name, e.g. {}",
-        path.display(),
-        path.with_extension("tif").display()
-    ))
+    Err(OutputPathError::NotGeoTiff {
+        what: what.to_string(),
+        path: path.to_path_buf(),
+        ext,
+    })
 }
 
 #[cfg(test)]
@@ -528,7 +614,9 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"new bytes");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         // Into a missing folder: one line naming the file and the OS reason.
-        let e = write_atomic(&dir.path().join("no/m.json"), b"x").unwrap_err();
+        let e = write_atomic(&dir.path().join("no/m.json"), b"x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("No such file or directory"), "{e}");
     }
 
@@ -543,19 +631,29 @@ mod tests {
         let out = d.join("o.tif");
         let ok = check_outputs(&[&input], &[("-o", &out), ("--probs", &d.join("p.tif"))]);
         assert_eq!(ok, Ok(()));
-        let e = check_outputs(&[&input], &[("-o", &out), ("--probs", &input)]).unwrap_err();
+        let e = check_outputs(&[&input], &[("-o", &out), ("--probs", &input)])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--probs") && e.contains("overwrite the input"), "{e}");
-        let e = check_outputs(&[&input], &[("-o", &link)]).unwrap_err();
+        let e = check_outputs(&[&input], &[("-o", &link)])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("overwrite the input"), "symlink: {e}");
         let dotted = d.join("sub/../o.tif");
         std::fs::create_dir(d.join("sub")).unwrap();
-        let e = check_outputs(&[&input], &[("-o", &out), ("--probs", &dotted)]).unwrap_err();
+        let e = check_outputs(&[&input], &[("-o", &out), ("--probs", &dotted)])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("same file"), "{e}");
-        let e = check_outputs(&[], &[("-o", Path::new("/dev/null"))]).unwrap_err();
+        let e = check_outputs(&[], &[("-o", Path::new("/dev/null"))])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a device"), "{e}");
-        let e = check_outputs(&[], &[("-o", d)]).unwrap_err();
+        let e = check_outputs(&[], &[("-o", d)]).unwrap_err().to_string();
         assert!(e.contains("folder"), "{e}");
-        let e = check_outputs(&[], &[("-o", Path::new("d/newdir/"))]).unwrap_err();
+        let e = check_outputs(&[], &[("-o", Path::new("d/newdir/"))])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("names a folder"), "{e}");
     }
 
@@ -564,14 +662,18 @@ mod tests {
         for ok in ["risk.tif", "a/b.TIF", "x.tiff", "parts/risk.2.tif"] {
             assert_eq!(check_raster_output("-o", Path::new(ok)), Ok(()), "{ok}");
         }
-        let e = check_raster_output("-o", Path::new("out/risk.png")).unwrap_err();
+        let e = check_raster_output("-o", Path::new("out/risk.png"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "out/risk.png (-o): .png cannot hold a georeferenced class map; outputs are GeoTIFF: \
              use a .tif name, e.g. out/risk.tif"
         );
         for bad in ["p.jpg", "p.txt", "p.tif.part", "p"] {
-            let e = check_raster_output("--probs", Path::new(bad)).unwrap_err();
+            let e = check_raster_output("--probs", Path::new(bad))
+                .unwrap_err()
+                .to_string();
             assert!(
                 e.starts_with(&format!("{bad} (--probs): ")) && e.contains(".tif"),
                 "{e}"

@@ -82,7 +82,7 @@ impl fmt::Display for Window {
 }
 
 /// Errors of raster I/O; every message names the file.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, thiserror::Error)]
 pub enum RasterError {
     #[error("{path}: no such file")]
     NotFound { path: PathBuf },
@@ -113,6 +113,44 @@ pub enum RasterError {
 }
 
 pub type Result<T> = std::result::Result<T, RasterError>;
+
+/// Why a writer's step after the pixels failed: setting an attribute table, or the
+/// read-back of the finished file. Its text is the reason inside the
+/// [`RasterError::Create`] / [`RasterError::Finish`] that names the file.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error("attribute table: {0:?} has a NUL byte")]
+    TableNul(String),
+    #[error("attribute table: cannot add column {0}")]
+    TableColumn(String),
+    /// GDAL refused the table (its reason, if it gave one).
+    #[error("attribute table: {}", .0.as_deref().unwrap_or("GDAL refused it"))]
+    TableRefused(Option<String>),
+    #[error("flushing it to the disk failed ({})", crate::output::io_msg(.0))]
+    Sync(std::io::Error),
+    /// GDAL cannot reopen the finished file (its reason).
+    #[error("reading it back failed ({0})")]
+    Reopen(String),
+    /// Bands, width and height read back differ from those written.
+    #[error(
+        "read back as {}x{}x{}, written as {}x{}x{}",
+        got.0, got.1, got.2, written.0, written.1, written.2
+    )]
+    Shape {
+        got: (usize, usize, usize),
+        written: (usize, usize, usize),
+    },
+    #[error("reading it back failed at band {band}, {window} ({msg})")]
+    ReadBack {
+        band: usize,
+        window: Window,
+        msg: String,
+    },
+    #[error(transparent)]
+    Raster(RasterError),
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
+}
 
 /// Routes GDAL's own error printing to `tracing` (debug level): errors still reach the
 /// caller through `Result`, once, with GDAL's message inside. Each failure is also kept
@@ -590,15 +628,14 @@ pub struct AttributeTable {
 fn write_attribute_table(
     band: &gdal::raster::RasterBand<'_>,
     table: &AttributeTable,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), StepError> {
     use gdal_sys::{CPLErr, GDALRATFieldType, GDALRATTableType};
-    let cstr =
-        |s: &str| std::ffi::CString::new(s).map_err(|_| format!("attribute table: {s:?} has a NUL byte"));
+    let cstr = |s: &str| std::ffi::CString::new(s).map_err(|_| StepError::TableNul(s.to_string()));
     // SAFETY: `rat` is created here, filled through GDAL's C API with valid indices and
     // NUL-terminated strings, copied by GDALSetDefaultRAT and destroyed here once.
     unsafe {
         let rat = gdal_sys::GDALCreateRasterAttributeTable();
-        let fill = || -> std::result::Result<(), String> {
+        let fill = || -> std::result::Result<(), StepError> {
             for c in &table.columns {
                 let kind = match c.kind {
                     ColumnType::Integer => GDALRATFieldType::GFT_Integer,
@@ -607,7 +644,7 @@ fn write_attribute_table(
                 };
                 let name = cstr(&c.name)?;
                 if gdal_sys::GDALRATCreateColumn(rat, name.as_ptr(), kind, c.usage) != CPLErr::CE_None {
-                    return Err(format!("attribute table: cannot add column {}", c.name));
+                    return Err(StepError::TableColumn(c.name.clone()));
                 }
             }
             gdal_sys::GDALRATSetTableType(rat, GDALRATTableType::GRTT_THEMATIC);
@@ -627,10 +664,7 @@ fn write_attribute_table(
                 }
             }
             if gdal_sys::GDALSetDefaultRAT(band.c_rasterband(), rat) != CPLErr::CE_None {
-                return Err(format!(
-                    "attribute table: {}",
-                    take_gdal_failure().unwrap_or_else(|| "GDAL refused it".into())
-                ));
+                return Err(StepError::TableRefused(take_gdal_failure()));
             }
             Ok(())
         };
@@ -832,7 +866,7 @@ impl GeoTiffWriter {
         }
         if let Some(table) = &writer.options.attribute_table {
             let band = dataset.rasterband(1).map_err(|e| create_err(gdal_msg(e)))?;
-            write_attribute_table(&band, table).map_err(create_err)?;
+            write_attribute_table(&band, table).map_err(|e| create_err(e.to_string()))?;
         }
         writer.dataset = Some(dataset);
         Ok(writer)
@@ -965,34 +999,36 @@ impl GeoTiffWriter {
             temp
         };
         let (w, h, bands) = (self.width, self.height, self.bands);
-        temp.commit(|path| verify_raster(path, w, h, bands)).map_err(err)
+        temp.commit(|path| verify_raster(path, w, h, bands))
+            .map_err(|e| err(e.to_string()))
     }
 }
 
 /// Flushes a finished raster to the disk, reopens it and reads every band whole (in
 /// strips), so that a file that GDAL cannot read back (a truncated directory, a missing block) is caught before
 /// it replaces anything.
-fn verify_raster(path: &Path, width: usize, height: usize, bands: usize) -> std::result::Result<(), String> {
+fn verify_raster(
+    path: &Path,
+    width: usize,
+    height: usize,
+    bands: usize,
+) -> std::result::Result<(), StepError> {
     // GDAL has closed the file; its delayed write errors (NFS, quotas) surface on fsync.
     std::fs::File::open(path)
         .and_then(|f| crate::output::sync(&f))
-        .map_err(|e| format!("flushing it to the disk failed ({})", crate::output::io_msg(&e)))?;
+        .map_err(StepError::Sync)?;
     take_gdal_failure();
     let back = InputRaster::open(path).map_err(|e| match e {
-        RasterError::Open { msg, .. } | RasterError::Invalid { msg, .. } => {
-            format!("reading it back failed ({msg})")
-        }
-        other => other.to_string(),
+        RasterError::Open { msg, .. } | RasterError::Invalid { msg, .. } => StepError::Reopen(msg),
+        other => StepError::Raster(other),
     })?;
     // Only failures of the reads below count (opening may note harmless ones).
     take_gdal_failure();
     if (back.width(), back.height(), back.band_count()) != (width, height, bands) {
-        return Err(format!(
-            "read back as {}x{}x{}, written as {width}x{height}x{bands}",
-            back.width(),
-            back.height(),
-            back.band_count()
-        ));
+        return Err(StepError::Shape {
+            got: (back.width(), back.height(), back.band_count()),
+            written: (width, height, bands),
+        });
     }
     let rows = ((16usize << 20) / (4 * width).max(1)).clamp(1, height);
     let mut buf = Vec::new();
@@ -1002,13 +1038,19 @@ fn verify_raster(path: &Path, width: usize, height: usize, bands: usize) -> std:
             let win = Window::new(0, y, width, rows.min(height - y));
             buf.resize(win.pixels(), 0f32);
             back.read_band(band, win, &mut buf).map_err(|e| match e {
-                RasterError::Read { msg, .. } => {
-                    format!("reading it back failed at band {band}, {win} ({msg})")
-                }
-                other => other.to_string(),
+                RasterError::Read { msg, .. } => StepError::ReadBack {
+                    band,
+                    window: win,
+                    msg,
+                },
+                other => StepError::Raster(other),
             })?;
             if let Some(msg) = take_gdal_failure() {
-                return Err(format!("reading it back failed at band {band}, {win} ({msg})"));
+                return Err(StepError::ReadBack {
+                    band,
+                    window: win,
+                    msg,
+                });
             }
             y += win.height;
         }

@@ -20,15 +20,56 @@
 //! in the raster's CRS with fields `rank`, `score`, `mean_p_medium`, `mean_entropy`,
 //! `mean_mi`, and the pixel window (`col`, `row`, `width`, `height`); [`read_windows`]
 //! reads it back as pixel windows of a raster on the same grid (`risk-eval --windows`).
+//!
+//! Errors ([`ReviewError`]) name the file they concern and keep GDAL's message.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gdal::vector::{Feature, Geometry, LayerAccess, LayerOptions, OGRFieldType};
 use gdal::{Dataset, DriverManager};
 
 use crate::classes::{NODATA, NUM_CLASSES};
 use crate::output::TempOutput;
-use crate::raster::{GeoRef, GeoTiffWriter, InputRaster, Window};
+use crate::raster::{GeoRef, GeoTiffWriter, InputRaster, RasterError, Window};
+use crate::vector::{CheckError, VectorError};
+
+/// Why the queue could not be ranked, written or read; each names the file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error(transparent)]
+    Raster(#[from] RasterError),
+    /// The queue's name is not a vector format written here.
+    #[error(transparent)]
+    Vector(#[from] VectorError),
+    #[error("{}: has {bands} bands, not 3 class probabilities", path.display())]
+    NotProbabilities { path: PathBuf, bands: usize },
+    /// The uncertainty raster is not on the probabilities' grid.
+    #[error("{}: another size than {}", path.display(), probs.display())]
+    OtherSize { path: PathBuf, probs: PathBuf },
+    /// GDAL failed at step `what` (its message kept).
+    #[error("{}: {what} ({err})", path.display())]
+    Gdal {
+        path: PathBuf,
+        what: String,
+        err: gdal::errors::GdalError,
+    },
+    /// The finished queue failed its check or could not be put in place.
+    #[error("{}: {err}", path.display())]
+    Check { path: PathBuf, err: CheckError },
+    #[error("{}: the raster's geotransform is degenerate", path.display())]
+    Degenerate { path: PathBuf },
+    #[error("{}: no window on the raster's grid", path.display())]
+    NoWindow { path: PathBuf },
+}
+
+/// GDAL's failure at step `what` on the file `path`.
+fn gdal_err(path: &Path, what: &str, err: gdal::errors::GdalError) -> ReviewError {
+    ReviewError::Gdal {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+        err,
+    }
+}
 
 /// One window of the queue.
 #[derive(Clone, Debug, PartialEq)]
@@ -68,33 +109,35 @@ pub fn rank_windows(
     uncertainty: Option<&Path>,
     count: usize,
     size: usize,
-) -> Result<Vec<Candidate>, String> {
-    let p = InputRaster::open(probs).map_err(|e| e.to_string())?;
+) -> Result<Vec<Candidate>, ReviewError> {
+    let p = InputRaster::open(probs)?;
     let (w, h) = (p.width(), p.height());
     if p.band_count() != NUM_CLASSES {
-        return Err(format!(
-            "{}: has {} bands, not 3 class probabilities",
-            probs.display(),
-            p.band_count()
-        ));
+        return Err(ReviewError::NotProbabilities {
+            path: probs.to_path_buf(),
+            bands: p.band_count(),
+        });
     }
-    let scale = if p.band_type_name(1).map_err(|e| e.to_string())? == "Byte" {
+    let scale = if p.band_type_name(1)? == "Byte" {
         1.0 / 255.0
     } else {
         1.0
     };
     let mi_raster = match uncertainty {
         Some(u) => {
-            let r = InputRaster::open(u).map_err(|e| e.to_string())?;
+            let r = InputRaster::open(u)?;
             if (r.width(), r.height()) != (w, h) {
-                return Err(format!("{}: another size than {}", u.display(), probs.display()));
+                return Err(ReviewError::OtherSize {
+                    path: u.to_path_buf(),
+                    probs: probs.to_path_buf(),
+                });
             }
             (r.band_count() > 1).then_some(r)
         }
         None => None,
     };
     let mi_scale = match &mi_raster {
-        Some(r) if r.band_type_name(2).map_err(|e| e.to_string())? == "Byte" => 1.0 / 255.0,
+        Some(r) if r.band_type_name(2)? == "Byte" => 1.0 / 255.0,
         _ => 1.0,
     };
     let size = size.clamp(4, w.max(h).max(4));
@@ -107,11 +150,10 @@ pub fn rank_windows(
         let win = Window::new(0, cy * cell, w, cell.min(h - cy * cell));
         let n = win.pixels();
         buf.resize(NUM_CLASSES * n, 0f32);
-        p.read_bands(&[1, 2, 3], win, &mut buf)
-            .map_err(|e| e.to_string())?;
+        p.read_bands(&[1, 2, 3], win, &mut buf)?;
         if let Some(r) = &mi_raster {
             mi.resize(n, 0f32);
-            r.read_band(2, win, &mut mi).map_err(|e| e.to_string())?;
+            r.read_band(2, win, &mut mi)?;
         }
         for i in 0..n {
             let raw = [buf[i], buf[n + i], buf[2 * n + i]];
@@ -198,10 +240,10 @@ pub fn write_queue(
     queue: &[Candidate],
     georef: &GeoRef,
     provenance: &[(String, String)],
-) -> Result<(), String> {
+) -> Result<(), ReviewError> {
     let driver_name = crate::vector::driver_for(path)?;
     crate::raster::quiet_gdal_errors();
-    let named = |what: &str, e: gdal::errors::GdalError| format!("{}: {what} ({e})", path.display());
+    let named = |what: &str, e: gdal::errors::GdalError| gdal_err(path, what, e);
     let temp = TempOutput::new(path, "tmp").with_sidecar(crate::vector::JOURNAL);
     {
         let drv = DriverManager::get_driver_by_name(driver_name).map_err(|e| named("driver", e))?;
@@ -276,7 +318,10 @@ pub fn write_queue(
         ds.close().map_err(|e| named("closing", e))?;
     }
     temp.commit(|p| crate::vector::verify(p, driver_name, queue.len()))
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|err| ReviewError::Check {
+            path: path.to_path_buf(),
+            err,
+        })
 }
 
 /// The queue's windows as pixel windows of a raster with `georef` and size
@@ -287,17 +332,16 @@ pub fn read_windows(
     georef: &GeoRef,
     width: usize,
     height: usize,
-) -> Result<Vec<Window>, String> {
-    let named = |what: &str, e: gdal::errors::GdalError| format!("{}: {what} ({e})", path.display());
+) -> Result<Vec<Window>, ReviewError> {
+    let named = |what: &str, e: gdal::errors::GdalError| gdal_err(path, what, e);
     let ds = Dataset::open(path).map_err(|e| named("not a vector file GDAL can open", e))?;
     let mut layer = ds.layer(0).map_err(|e| named("no layer", e))?;
     let gt = georef.geo_transform.unwrap_or([0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
     let det = gt[1] * gt[5] - gt[2] * gt[4];
     if det.abs() < f64::EPSILON {
-        return Err(format!(
-            "{}: the raster's geotransform is degenerate",
-            path.display()
-        ));
+        return Err(ReviewError::Degenerate {
+            path: path.to_path_buf(),
+        });
     }
     let to_pixel = |x: f64, y: f64| {
         let (dx, dy) = (x - gt[0], y - gt[3]);
@@ -317,32 +361,26 @@ pub fn read_windows(
         }
     }
     if out.is_empty() {
-        return Err(format!("{}: no window on the raster's grid", path.display()));
+        return Err(ReviewError::NoWindow {
+            path: path.to_path_buf(),
+        });
     }
     Ok(out)
 }
 
 /// A copy of the class map `pred` at `out` with every pixel outside `windows` set to
 /// nodata, so that scoring the copy scores the windows only.
-pub fn keep_windows(pred: &Path, windows: &[Window], out: &Path) -> Result<(), String> {
-    let r = InputRaster::open(pred).map_err(|e| e.to_string())?;
+pub fn keep_windows(pred: &Path, windows: &[Window], out: &Path) -> Result<(), ReviewError> {
+    let r = InputRaster::open(pred)?;
     let (w, h) = (r.width(), r.height());
-    let mut writer = GeoTiffWriter::create::<u8>(
-        out,
-        w,
-        h,
-        1,
-        &r.georef(),
-        r.description().map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
+    let mut writer = GeoTiffWriter::create::<u8>(out, w, h, 1, &r.georef(), r.description()?)?;
     let rows = 256usize;
     let mut buf = Vec::new();
     let mut y0 = 0;
     while y0 < h {
         let win = Window::new(0, y0, w, rows.min(h - y0));
         buf.resize(win.pixels(), 0u8);
-        r.read_band(1, win, &mut buf).map_err(|e| e.to_string())?;
+        r.read_band(1, win, &mut buf)?;
         for (i, v) in buf.iter_mut().enumerate() {
             let (x, y) = (i % w, y0 + i / w);
             if !windows
@@ -352,10 +390,10 @@ pub fn keep_windows(pred: &Path, windows: &[Window], out: &Path) -> Result<(), S
                 *v = NODATA;
             }
         }
-        writer.write_band(1, win, &buf).map_err(|e| e.to_string())?;
+        writer.write_band(1, win, &buf)?;
         y0 += win.height;
     }
-    writer.finish().map_err(|e| e.to_string())
+    Ok(writer.finish()?)
 }
 
 #[cfg(test)]

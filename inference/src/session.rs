@@ -345,7 +345,15 @@ struct Bound {
 /// Loads ONNX Runtime once (from `ORT_DYLIB_PATH`, set by `.deps/env.sh`) and returns
 /// the shared environment.
 fn runtime() -> Result<&'static ort::environment::Environment> {
-    static ENV: std::sync::OnceLock<std::result::Result<ort::environment::Environment, String>> =
+    /// Why the runtime did not load, kept for every later call.
+    #[derive(Debug, thiserror::Error)]
+    enum RuntimeError {
+        #[error("{0}")]
+        Load(ort::LoadDynamicError),
+        #[error("{0}")]
+        Init(ort::Error),
+    }
+    static ENV: std::sync::OnceLock<std::result::Result<ort::environment::Environment, RuntimeError>> =
         std::sync::OnceLock::new();
     ENV.get_or_init(|| {
         // Without ORT_DYLIB_PATH, the system's search path (ort's own fallback would panic).
@@ -353,7 +361,7 @@ fn runtime() -> Result<&'static ort::environment::Environment> {
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "libonnxruntime.so".into());
         disable_telemetry();
-        let builder = ort::init_from(path).map_err(|e| e.to_string())?;
+        let builder = ort::init_from(path).map_err(RuntimeError::Load)?;
         // Telemetry off: ONNX Runtime 1.32 links Microsoft's 1DS telemetry client and ort
         // turns its events on unless told otherwise; a tool for edge servers of hazard
         // agencies contacts no one.
@@ -361,10 +369,10 @@ fn runtime() -> Result<&'static ort::environment::Environment> {
             .with_name("risk-infer")
             .with_telemetry(false)
             .build()
-            .map_err(|e| e.to_string())
+            .map_err(RuntimeError::Init)
     })
     .as_ref()
-    .map_err(|msg| ModelError::Runtime { msg: msg.clone() })
+    .map_err(|e| ModelError::Runtime { msg: e.to_string() })
 }
 
 /// Turns ONNX Runtime's telemetry client off for this process: `ORT_DISABLE_TELEMETRY=1`

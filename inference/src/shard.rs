@@ -40,11 +40,16 @@ pub struct Shard {
     pub count: usize,
 }
 
-impl FromStr for Shard {
-    type Err = String;
+/// A `--shard` value that is not `I/N` with `0 <= I < N` (the text given).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("--shard takes I/N with 0 <= I < N (0-based), e.g. 0/4; got {0:?}")]
+pub struct ParseShardError(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("--shard takes I/N with 0 <= I < N (0-based), e.g. 0/4; got {s:?}");
+impl FromStr for Shard {
+    type Err = ParseShardError;
+
+    fn from_str(s: &str) -> Result<Self, ParseShardError> {
+        let bad = || ParseShardError(s.to_string());
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let index: usize = i.trim().parse().map_err(|_| bad())?;
         let count: usize = n.trim().parse().map_err(|_| bad())?;

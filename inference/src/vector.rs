@@ -29,6 +29,9 @@
 //! Area is in the CRS's units, stated in the field's name: `area_m2` for a metre CRS,
 //! `area_ft2` for feet, `area_deg2` for a geographic CRS (degrees are not an area; project
 //! the map first), `area_px` without georeferencing.
+//!
+//! Errors ([`VectorError`]) name the file they concern and keep GDAL's message; a
+//! finished file that fails its check says why in a [`CheckError`].
 
 use std::path::{Path, PathBuf};
 
@@ -36,13 +39,60 @@ use gdal::vector::{Feature, FieldDefn, LayerAccess, LayerOptions, OGRFieldType};
 use gdal::{Dataset, DatasetOptions, DriverManager, GdalOpenFlags};
 
 use crate::classes::{CLASS_NAMES, NODATA, NUM_CLASSES};
-use crate::output::TempOutput;
-use crate::raster::{GeoTiffWriter, InputRaster, Window, WriteOptions};
+use crate::output::{OutputError, TempOutput};
+use crate::raster::{GeoTiffWriter, InputRaster, RasterError, Window, WriteOptions};
 
 /// SQLite's rollback journal beside a GeoPackage being written: removed with an
 /// interrupted temporary, and a stale one beside the final name (SQLite would replay it
 /// into the new file) removed when the output is put in place.
 pub(crate) const JOURNAL: &str = "-journal";
+
+/// Why the zones could not be written; each names the file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum VectorError {
+    /// An output name whose extension is not a vector format written here.
+    #[error(
+        "{}: vector zones are written as .gpkg (GeoPackage) or .geojson (GeoJSON); \
+         other formats (a shapefile is several files) can be made from the GeoPackage with ogr2ogr",
+        path.display()
+    )]
+    Format { path: PathBuf },
+    #[error(transparent)]
+    Raster(#[from] RasterError),
+    /// A raster of scores (probabilities, uncertainty) not on the class map's grid.
+    #[error("{}: is {}x{}, the class map {}x{}", path.display(), size.0, size.1, map.0, map.1)]
+    Size {
+        path: PathBuf,
+        size: (usize, usize),
+        map: (usize, usize),
+    },
+    /// GDAL failed at step `what` (its message kept).
+    #[error("{}: {what} ({err})", path.display())]
+    Gdal {
+        path: PathBuf,
+        what: String,
+        err: gdal::errors::GdalError,
+    },
+    /// A GDAL call that reports no message failed (`what`: which).
+    #[error("{}: {what}", path.display())]
+    Failed { path: PathBuf, what: &'static str },
+    #[error("{}: polygon of an unknown zone {zone}", path.display())]
+    UnknownZone { path: PathBuf, zone: i32 },
+    /// The finished file failed its check or could not be put in place.
+    #[error("{}: {err}", path.display())]
+    Check { path: PathBuf, err: CheckError },
+}
+
+/// Why a finished vector file was not put in place (the caller names the file).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("reading it back failed ({0})")]
+    Reopen(gdal::errors::GdalError),
+    #[error("read back {got} features, {expected} written")]
+    Count { got: usize, expected: usize },
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
 
 /// How zones are formed and what they carry.
 #[derive(Clone, Debug)]
@@ -87,7 +137,7 @@ pub struct ZoneReport {
 }
 
 /// The OGR driver for an output name, by extension; an error names the supported ones.
-pub fn driver_for(path: &Path) -> Result<&'static str, String> {
+pub fn driver_for(path: &Path) -> Result<&'static str, VectorError> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -95,11 +145,9 @@ pub fn driver_for(path: &Path) -> Result<&'static str, String> {
     match ext.as_str() {
         "gpkg" => Ok("GPKG"),
         "geojson" | "json" => Ok("GeoJSON"),
-        _ => Err(format!(
-            "{}: vector zones are written as .gpkg (GeoPackage) or .geojson (GeoJSON); \
-             other formats (a shapefile is several files) can be made from the GeoPackage with ogr2ogr",
-            path.display()
-        )),
+        _ => Err(VectorError::Format {
+            path: path.to_path_buf(),
+        }),
     }
 }
 
@@ -198,13 +246,21 @@ impl Labeller {
     }
 }
 
-/// Errors name the file they concern.
-fn err(path: &Path, msg: impl std::fmt::Display) -> String {
-    format!("{}: {msg}", path.display())
+/// GDAL's failure at step `what` on the file `path`.
+fn gdal_err(path: &Path, what: &str, err: gdal::errors::GdalError) -> VectorError {
+    VectorError::Gdal {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+        err,
+    }
 }
 
-fn gdal_err(path: &Path, what: &str, e: gdal::errors::GdalError) -> String {
-    err(path, format!("{what} ({e})"))
+/// A failed GDAL call without a message, on the file `path`.
+fn failed(path: &Path, what: &'static str) -> VectorError {
+    VectorError::Failed {
+        path: path.to_path_buf(),
+        what,
+    }
 }
 
 /// Reads rows of the class map and, where asked, of the probability and uncertainty
@@ -216,15 +272,16 @@ struct Rows {
 }
 
 /// A raster on the class map's grid, with the factor from its values to [0, 1].
-fn scores(path: &Path, width: usize, height: usize) -> Result<(InputRaster, f32), String> {
-    let r = InputRaster::open(path).map_err(|e| e.to_string())?;
+fn scores(path: &Path, width: usize, height: usize) -> Result<(InputRaster, f32), VectorError> {
+    let r = InputRaster::open(path)?;
     if (r.width(), r.height()) != (width, height) {
-        return Err(err(
-            path,
-            format!("is {}x{}, the class map {width}x{height}", r.width(), r.height()),
-        ));
+        return Err(VectorError::Size {
+            path: path.to_path_buf(),
+            size: (r.width(), r.height()),
+            map: (width, height),
+        });
     }
-    let scale = if r.band_type_name(1).map_err(|e| e.to_string())? == "Byte" {
+    let scale = if r.band_type_name(1)? == "Byte" {
         1.0 / 255.0
     } else {
         1.0
@@ -233,10 +290,10 @@ fn scores(path: &Path, width: usize, height: usize) -> Result<(InputRaster, f32)
 }
 
 /// Writes the zones of the class map `classes` to the vector file `output`.
-pub fn write_zones(classes: &Path, output: &Path, opts: &ZoneOptions) -> Result<ZoneReport, String> {
+pub fn write_zones(classes: &Path, output: &Path, opts: &ZoneOptions) -> Result<ZoneReport, VectorError> {
     let driver_name = driver_for(output)?;
     crate::raster::quiet_gdal_errors();
-    let map = InputRaster::open(classes).map_err(|e| e.to_string())?;
+    let map = InputRaster::open(classes)?;
     let (width, height) = (map.width(), map.height());
     let georef = map.georef();
     let provenance = crate::provenance::derived(
@@ -258,7 +315,7 @@ pub fn write_zones(classes: &Path, output: &Path, opts: &ZoneOptions) -> Result<
     drop(map);
     let source = sieved.as_ref().map_or(classes, |t| t.path());
     let mut rows = Rows {
-        classes: InputRaster::open(source).map_err(|e| e.to_string())?,
+        classes: InputRaster::open(source)?,
         probs: opts
             .probs
             .as_deref()
@@ -358,8 +415,7 @@ pub fn write_zones(classes: &Path, output: &Path, opts: &ZoneOptions) -> Result<
                 nodata: Some(0.0),
                 ..WriteOptions::default()
             },
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let mut again = Labeller::new(width, opts.eight_connected);
         let mut out = Vec::new();
         let mut y0 = 0;
@@ -371,10 +427,10 @@ pub fn write_zones(classes: &Path, output: &Path, opts: &ZoneOptions) -> Result<
                 again.row(&buf.classes[r * width..(r + 1) * width], &mut labels);
                 out.extend(labels.iter().map(|&l| zone_of[l as usize] as i32));
             }
-            writer.write_band(1, win, &out).map_err(|e| e.to_string())?;
+            writer.write_band(1, win, &out)?;
             y0 += win.height;
         }
-        writer.finish().map_err(|e| e.to_string())?;
+        writer.finish()?;
     }
     drop(rows);
     drop(sieved);
@@ -394,8 +450,7 @@ pub fn write_zones(classes: &Path, output: &Path, opts: &ZoneOptions) -> Result<
             .uncertainty
             .as_deref()
             .map(|p| InputRaster::open(p).map(|r| r.band_count() > 1))
-            .transpose()
-            .map_err(|e| e.to_string())?
+            .transpose()?
             .unwrap_or(false),
     };
     let expected: usize = report.zones.iter().sum();
@@ -411,7 +466,10 @@ pub fn write_zones(classes: &Path, output: &Path, opts: &ZoneOptions) -> Result<
     )?;
     drop(polygons);
     temp.commit(|p| verify(p, driver_name, expected))
-        .map_err(|e| err(output, e))?;
+        .map_err(|err| VectorError::Check {
+            path: output.to_path_buf(),
+            err,
+        })?;
     Ok(report)
 }
 
@@ -427,12 +485,10 @@ struct BandBuffers {
 
 impl Rows {
     /// Reads `win` of the class map, and with `scores` of the other rasters.
-    fn read(&mut self, win: Window, buf: &mut BandBuffers, scores: bool) -> Result<(), String> {
+    fn read(&mut self, win: Window, buf: &mut BandBuffers, scores: bool) -> Result<(), RasterError> {
         let n = win.pixels();
         buf.classes.resize(n, 0);
-        self.classes
-            .read_band(1, win, &mut buf.classes)
-            .map_err(|e| e.to_string())?;
+        self.classes.read_band(1, win, &mut buf.classes)?;
         buf.probs.clear();
         buf.entropy.clear();
         buf.mutual_info.clear();
@@ -441,19 +497,17 @@ impl Rows {
         }
         if let Some((r, scale)) = &mut self.probs {
             buf.probs.resize(NUM_CLASSES * n, 0.0);
-            r.read_bands(&[1, 2, 3], win, &mut buf.probs)
-                .map_err(|e| e.to_string())?;
+            r.read_bands(&[1, 2, 3], win, &mut buf.probs)?;
             buf.probs.iter_mut().for_each(|v| *v *= *scale);
             r.drop_cached_blocks();
         }
         if let Some((r, scale)) = &mut self.uncertainty {
             buf.entropy.resize(n, 0.0);
-            r.read_band(1, win, &mut buf.entropy).map_err(|e| e.to_string())?;
+            r.read_band(1, win, &mut buf.entropy)?;
             buf.entropy.iter_mut().for_each(|v| *v *= *scale);
             if r.band_count() > 1 {
                 buf.mutual_info.resize(n, 0.0);
-                r.read_band(2, win, &mut buf.mutual_info)
-                    .map_err(|e| e.to_string())?;
+                r.read_band(2, win, &mut buf.mutual_info)?;
                 buf.mutual_info.iter_mut().for_each(|v| *v *= *scale);
             }
             r.drop_cached_blocks();
@@ -463,7 +517,7 @@ impl Rows {
 }
 
 /// A GeoTIFF copy of the class map at `path` with GDAL's sieve filter applied.
-fn sieve_copy(map: &InputRaster, path: &Path, opts: &ZoneOptions) -> Result<(), String> {
+fn sieve_copy(map: &InputRaster, path: &Path, opts: &ZoneOptions) -> Result<(), VectorError> {
     let mut writer = GeoTiffWriter::create::<u8>(
         path,
         map.width(),
@@ -474,23 +528,22 @@ fn sieve_copy(map: &InputRaster, path: &Path, opts: &ZoneOptions) -> Result<(), 
             nodata: Some(NODATA as f64),
             ..WriteOptions::default()
         },
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let band_rows = opts.band_rows.max(1);
     let mut buf = Vec::new();
     let mut y0 = 0;
     while y0 < map.height() {
         let win = Window::new(0, y0, map.width(), band_rows.min(map.height() - y0));
         buf.resize(win.pixels(), 0u8);
-        map.read_band(1, win, &mut buf).map_err(|e| e.to_string())?;
+        map.read_band(1, win, &mut buf)?;
         // Pixels outside the classes are nodata (the mask the sieve leaves alone).
         buf.iter_mut()
             .filter(|v| (**v as usize) >= NUM_CLASSES)
             .for_each(|v| *v = NODATA);
-        writer.write_band(1, win, &buf).map_err(|e| e.to_string())?;
+        writer.write_band(1, win, &buf)?;
         y0 += win.height;
     }
-    writer.finish().map_err(|e| e.to_string())?;
+    writer.finish()?;
     let ds = Dataset::open_ex(
         path,
         DatasetOptions {
@@ -517,7 +570,7 @@ fn sieve_copy(map: &InputRaster, path: &Path, opts: &ZoneOptions) -> Result<(), 
         )
     };
     if rc != gdal_sys::CPLErr::CE_None {
-        return Err(err(path, "GDAL's sieve filter failed"));
+        return Err(failed(path, "GDAL's sieve filter failed"));
     }
     ds.close()
         .map_err(|e| gdal_err(path, "closing the sieved copy", e))?;
@@ -526,7 +579,7 @@ fn sieve_copy(map: &InputRaster, path: &Path, opts: &ZoneOptions) -> Result<(), 
 
 /// `GDALPolygonize` of the zone ids at `ids` into a new GeoPackage at `path`, layer
 /// `zones`, field `zone`.
-fn polygonize(ids: &Path, path: &Path, eight: bool) -> Result<(), String> {
+fn polygonize(ids: &Path, path: &Path, eight: bool) -> Result<(), VectorError> {
     let raster = Dataset::open(ids).map_err(|e| gdal_err(ids, "cannot reopen the zone ids", e))?;
     let band = raster.rasterband(1).map_err(|e| gdal_err(ids, "band 1", e))?;
     let driver =
@@ -578,7 +631,7 @@ fn polygonize(ids: &Path, path: &Path, eight: bool) -> Result<(), String> {
         }
     };
     if rc != gdal_sys::CPLErr::CE_None {
-        return Err(err(path, "GDAL's polygonize failed"));
+        return Err(failed(path, "GDAL's polygonize failed"));
     }
     ds.close().map_err(|e| gdal_err(path, "closing", e))?;
     Ok(())
@@ -632,7 +685,7 @@ fn copy_features(
     zones: &[Sums],
     georef: &crate::raster::GeoRef,
     output: &Path,
-) -> Result<(), String> {
+) -> Result<(), VectorError> {
     let named = |what: &str, e: gdal::errors::GdalError| gdal_err(output, what, e);
     let src = Dataset::open(from).map_err(|e| named("cannot reopen the polygons", e))?;
     let mut src_layer = src.layer(0).map_err(|e| named("polygons", e))?;
@@ -681,7 +734,10 @@ fn copy_features(
             .map_err(|e| named("polygons", e))?
             .unwrap_or(0);
         let Some(s) = zones.get(zone as usize).filter(|_| zone > 0) else {
-            return Err(err(output, format!("polygon of an unknown zone {zone}")));
+            return Err(VectorError::UnknownZone {
+                path: output.to_path_buf(),
+                zone,
+            });
         };
         let Some(geometry) = feature.geometry() else {
             continue;
@@ -717,7 +773,7 @@ fn copy_features(
         // SAFETY: the transaction started above on this dataset.
         let rc = unsafe { gdal_sys::GDALDatasetCommitTransaction(dst_h) };
         if rc != gdal_sys::OGRErr::OGRERR_NONE {
-            return Err(err(output, "committing the features failed"));
+            return Err(failed(output, "committing the features failed"));
         }
     }
     dst.close().map_err(|e| named("closing", e))?;
@@ -725,7 +781,7 @@ fn copy_features(
 }
 
 /// Reopens the finished vector file and checks it holds `expected` features.
-pub(crate) fn verify(path: &Path, driver: &str, expected: usize) -> Result<(), String> {
+pub(crate) fn verify(path: &Path, driver: &str, expected: usize) -> Result<(), CheckError> {
     let ds = Dataset::open_ex(
         path,
         DatasetOptions {
@@ -734,11 +790,11 @@ pub(crate) fn verify(path: &Path, driver: &str, expected: usize) -> Result<(), S
             ..DatasetOptions::default()
         },
     )
-    .map_err(|e| format!("reading it back failed ({e})"))?;
-    let layer = ds.layer(0).map_err(|e| format!("reading it back failed ({e})"))?;
+    .map_err(CheckError::Reopen)?;
+    let layer = ds.layer(0).map_err(CheckError::Reopen)?;
     let n = layer.feature_count() as usize;
     if n != expected {
-        return Err(format!("read back {n} features, {expected} written"));
+        return Err(CheckError::Count { got: n, expected });
     }
     Ok(())
 }
@@ -790,9 +846,9 @@ mod tests {
 
     #[test]
     fn drivers_by_extension() {
-        assert_eq!(driver_for(Path::new("a/zones.GPKG")), Ok("GPKG"));
-        assert_eq!(driver_for(Path::new("z.geojson")), Ok("GeoJSON"));
-        let e = driver_for(Path::new("z.shp")).unwrap_err();
+        assert_eq!(driver_for(Path::new("a/zones.GPKG")).ok(), Some("GPKG"));
+        assert_eq!(driver_for(Path::new("z.geojson")).ok(), Some("GeoJSON"));
+        let e = driver_for(Path::new("z.shp")).unwrap_err().to_string();
         assert!(e.contains("z.shp") && e.contains(".gpkg"), "{e}");
     }
 }

@@ -79,7 +79,7 @@ fn model_rule(path: &std::path::Path) -> anyhow::Result<Decision> {
         threads: 1,
         ..SessionOptions::default()
     };
-    Decision::of_model(&Model::load(path, &options)?).map_err(|e| anyhow::anyhow!(e))
+    Ok(Decision::of_model(&Model::load(path, &options)?)?)
 }
 
 /// Refuses, before any work, an output folder where one of the files risk-eval writes
@@ -111,7 +111,7 @@ fn check_no_input_is_overwritten(args: &Args, input: &Path, out_dir: &Path) -> a
         .iter()
         .map(|f| ("written by risk-eval", f.as_path()))
         .collect();
-    risk_inference::output::check_outputs(&inputs, &outputs).map_err(anyhow::Error::msg)
+    Ok(risk_inference::output::check_outputs(&inputs, &outputs)?)
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -139,7 +139,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             std::fs::create_dir_all(&out_dir)
                 .with_context(|| format!("{}: cannot create folder", out_dir.display()))?;
             let classes = out_dir.join("classes.tif");
-            decision::classify_raster(probs, &rule, &classes).map_err(|e| anyhow::anyhow!(e))?;
+            decision::classify_raster(probs, &rule, &classes)?;
             println!("decision: {}", rule.describe());
             classes
         }
@@ -149,14 +149,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some(queue) => {
             let map = risk_inference::raster::InputRaster::open(&prediction)?;
             let windows =
-                risk_inference::review::read_windows(queue, &map.georef(), map.width(), map.height())
-                    .map_err(anyhow::Error::msg)?;
+                risk_inference::review::read_windows(queue, &map.georef(), map.width(), map.height())?;
             drop(map);
             std::fs::create_dir_all(&out_dir)
                 .with_context(|| format!("{}: cannot create folder", out_dir.display()))?;
             let masked = out_dir.join("windows_pred.tif");
-            risk_inference::review::keep_windows(&prediction, &windows, &masked)
-                .map_err(anyhow::Error::msg)?;
+            risk_inference::review::keep_windows(&prediction, &windows, &masked)?;
             println!("scored on the {} window(s) of {}", windows.len(), queue.display());
             masked
         }

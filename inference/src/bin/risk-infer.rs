@@ -296,7 +296,7 @@ impl ZoneArgs {
             uncertainty: uncertainty.map(Path::to_path_buf),
             ..Default::default()
         };
-        let r = risk_inference::vector::write_zones(classes, out, &opts).map_err(anyhow::Error::msg)?;
+        let r = risk_inference::vector::write_zones(classes, out, &opts)?;
         let names = risk_inference::classes::CLASS_NAMES;
         tracing::info!(
             "{} -> {}: {} zone(s) ({}){} in {:.2} s; area in {}",
@@ -321,7 +321,9 @@ impl ZoneArgs {
     /// The usage checks: a known extension.
     fn check(&self) -> Result<(), Usage> {
         match &self.vector {
-            Some(p) => risk_inference::vector::driver_for(p).map(|_| ()).map_err(Usage),
+            Some(p) => risk_inference::vector::driver_for(p)
+                .map(|_| ())
+                .map_err(|e| Usage(e.to_string())),
             None => Ok(()),
         }
     }
@@ -440,7 +442,7 @@ fn print_info(path: &Path) -> anyhow::Result<()> {
         info.tile_size, info.tile_overlap
     )?;
     writeln!(s, "crf          {}", info.crf.as_deref().unwrap_or("off"))?;
-    let rule = Decision::of_model(&model).map_err(anyhow::Error::msg)?;
+    let rule = Decision::of_model(&model)?;
     let fitted = info
         .properties
         .get(decision::METADATA_KEY)
@@ -671,9 +673,10 @@ fn request_of(cli: &Cli) -> Request {
 
 /// A usage error of the plan exits with 2, like clap's; any other with 1.
 fn usage_or_error(e: SetupError) -> anyhow::Error {
-    match e {
-        SetupError::Usage(msg) => Usage(msg).into(),
-        e => e.into(),
+    if e.is_usage() {
+        Usage(e.to_string()).into()
+    } else {
+        e.into()
     }
 }
 
@@ -685,12 +688,11 @@ fn write_review(classes: &Path, outputs: &Outputs, n: usize, size: usize, path: 
         .expect("probabilities are written with --review")
         .0;
     let unc = outputs.uncertainty.as_ref().map(|(p, _)| p.as_path());
-    let queue = risk_inference::review::rank_windows(probs, unc, n, size).map_err(anyhow::Error::msg)?;
+    let queue = risk_inference::review::rank_windows(probs, unc, n, size)?;
     let map = InputRaster::open(classes)?;
     let provenance =
         risk_inference::provenance::derived(&map, format!("review queue ({n} windows of {size} px)"));
-    risk_inference::review::write_queue(path, &queue, &map.georef(), &provenance)
-        .map_err(anyhow::Error::msg)?;
+    risk_inference::review::write_queue(path, &queue, &map.georef(), &provenance)?;
     tracing::info!(
         "{} -> {}: {} window(s) of {size} px, scores {:.3} .. {:.3}",
         classes.display(),
@@ -713,8 +715,9 @@ fn mosaic(
     let inputs: Vec<&Path> = parts.iter().map(PathBuf::as_path).collect();
     let mut outputs = vec![("-o", output)];
     outputs.extend(vector.map(|v| ("--vector", v)));
-    check_outputs(&inputs, &outputs).map_err(Usage)?;
-    check_raster_output("-o", output).map_err(Usage)?;
+    let usage = |e: risk_inference::output::OutputPathError| Usage(e.to_string());
+    check_outputs(&inputs, &outputs).map_err(usage)?;
+    check_raster_output("-o", output).map_err(usage)?;
     let t0 = std::time::Instant::now();
     let report = risk_inference::shard::mosaic(parts, output, overviews, cog)?;
     tracing::info!(

@@ -503,9 +503,9 @@ fn evaluate_into(request: &EvaluateRequest, baseline: Option<MetricsFile>) -> Re
 /// Writes `bytes` to `path` through [`crate::output::write_atomic`]: a temporary file
 /// beside it, flushed, read back, then renamed into place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::output::write_atomic(path, bytes).map_err(|msg| MetricsError::Output {
+    crate::output::write_atomic(path, bytes).map_err(|err| MetricsError::Write {
         path: path.to_path_buf(),
-        msg,
+        err,
     })
 }
 

@@ -12,8 +12,9 @@
 //! skipped. What is left to the binary: parsing arguments, logging, the progress bar,
 //! and printing what each job did.
 //!
-//! Usage errors ([`SetupError::Usage`]) are found before anything is written or loaded
-//! where possible, and the binary exits with 2 for them.
+//! Usage errors ([`SetupError::is_usage`]: bad arguments, an output path that cannot be
+//! one, a vector output not named .gpkg / .geojson) are found before anything is written
+//! or loaded where possible, and the binary exits with 2 for them.
 
 use std::path::{Path, PathBuf};
 
@@ -22,21 +23,29 @@ use super::options::{CrfMetadataError, CrfOptions, Outputs, ProbsType, RunOption
 use crate::augment::Tta;
 use crate::autobatch::BatchSize;
 use crate::crf::{CrfParams, LabelCompat};
-use crate::decision::Decision;
+use crate::decision::{Decision, DecisionError};
 use crate::input_scale::InputScale;
-use crate::output::{TempOutput, check_outputs, check_raster_output};
+use crate::output::{OutputPathError, TempOutput, check_outputs, check_raster_output};
 use crate::predictor::Predictor;
 use crate::provenance::{ModelRecord, Provenance};
 use crate::raster::{InputRaster, RasterError, Window};
 use crate::session::{Model, ModelError, SessionOptions};
 use crate::shard::Shard;
+use crate::vector::VectorError;
 
 /// Why a run cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    /// Bad arguments or limits, or an output path that cannot be one (exit code 2).
+    /// Bad arguments or limits (exit code 2).
     #[error("{0}")]
     Usage(String),
+    /// An output path that cannot be one (exit code 2).
+    #[error(transparent)]
+    OutputPath(#[from] OutputPathError),
+    /// A vector output (`--vector`, `--review`) not named as a format written here (exit
+    /// code 2).
+    #[error(transparent)]
+    VectorName(#[from] VectorError),
     /// A file that cannot be read or a folder that cannot be made; `what` names it.
     #[error("{what}")]
     Io {
@@ -50,10 +59,39 @@ pub enum SetupError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Raster(#[from] RasterError),
-    /// A model's `risk.crf` or `risk.decision` metadata that cannot be used (names the
-    /// model).
-    #[error("{0}")]
-    Metadata(String),
+    /// A model's `risk.decision` metadata that cannot be used (names the model).
+    #[error(transparent)]
+    Decision(#[from] DecisionError),
+    /// A model's `risk.crf` metadata that cannot be used.
+    #[error("{}: {err}", model.display())]
+    CrfMetadata { model: PathBuf, err: CrfMetadataError },
+}
+
+impl SetupError {
+    /// Whether this is a usage error (the binary exits with 2, like clap's).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Self::Usage(_) | Self::OutputPath(_) | Self::VectorName(_))
+    }
+}
+
+/// Why an existing output is not a finished run's (`--skip-existing` scores it again).
+#[derive(Debug, thiserror::Error)]
+pub enum Unfinished {
+    #[error("cannot be read ({0})")]
+    Unreadable(RasterError),
+    /// The input it would be made from cannot be read.
+    #[error(transparent)]
+    Input(RasterError),
+    /// Its size (width, height) or georeferencing is not what the run would write.
+    #[error(
+        "is {}x{} with another grid than {} ({}x{})",
+        size.0, size.1, input.display(), expected.0, expected.1
+    )]
+    OtherGrid {
+        size: (usize, usize),
+        input: PathBuf,
+        expected: (usize, usize),
+    },
 }
 
 type Result<T> = std::result::Result<T, SetupError>;
@@ -266,7 +304,7 @@ impl Run {
     /// With `--skip-existing`, whether `job`'s output exists and is a finished run's
     /// (`Err` says why an existing one is not: it is scored again); `None` when the job
     /// runs.
-    pub fn finished(&self, job: &Job) -> Option<std::result::Result<(), String>> {
+    pub fn finished(&self, job: &Job) -> Option<std::result::Result<(), Unfinished>> {
         (self.skip_existing && job.output.exists())
             .then(|| finished_output(&job.input, &job.output, self.rows))
     }
@@ -304,7 +342,7 @@ fn checked_jobs(request: &Request) -> Result<(Vec<Job>, Option<ReviewQueue>)> {
         return Err(usage("--probs and --uncertainty take one input"));
     }
     if let Some(v) = &request.vector {
-        crate::vector::driver_for(v).map_err(SetupError::Usage)?;
+        crate::vector::driver_for(v)?;
     }
     let review = review_of(request)?;
     if review.is_some() && (jobs.len() > 1 || request.shard.is_some()) {
@@ -403,7 +441,7 @@ fn load_predictor(request: &Request) -> Result<Predictor> {
 
 /// The model's `risk.decision` rule (argmax when it has none); a bad value names the file.
 fn model_decision(model: &Model) -> Result<Decision> {
-    Decision::of_model(model).map_err(SetupError::Metadata)
+    Ok(Decision::of_model(model)?)
 }
 
 /// The decision rule of a run: `argmax`, or the first member's rule (members with another
@@ -434,8 +472,9 @@ fn crf_options(request: &Request, model: &Model) -> Result<Option<CrfOptions>> {
         CrfChoice::Enhanced => Some(CrfParams::ENHANCED),
         CrfChoice::Model => match &model.info().crf {
             None => None,
-            Some(v) => params_from_metadata(v).map_err(|e: CrfMetadataError| {
-                SetupError::Metadata(format!("{}: {e}", model.path().display()))
+            Some(v) => params_from_metadata(v).map_err(|err| SetupError::CrfMetadata {
+                model: model.path().to_path_buf(),
+                err,
             })?,
         },
     };
@@ -535,7 +574,7 @@ fn review_of(request: &Request) -> Result<Option<ReviewQueue>> {
         ))
     })?;
     let path = PathBuf::from(file);
-    crate::vector::driver_for(&path).map_err(SetupError::Usage)?;
+    crate::vector::driver_for(&path)?;
     if request.review_size < 16 {
         return Err(usage(format!(
             "--review-size {}: at least 16 px",
@@ -578,9 +617,9 @@ fn check_paths(request: &Request, jobs: &[Job], models: &[PathBuf]) -> Result<()
     outputs.extend(request.vector.as_deref().map(|p| ("--vector", p)));
     let review = review_of(request)?;
     outputs.extend(review.as_ref().map(|(_, p)| ("--review", p.as_path())));
-    check_outputs(&inputs, &outputs).map_err(SetupError::Usage)?;
+    check_outputs(&inputs, &outputs)?;
     for (what, path) in &outputs[..rasters] {
-        check_raster_output(what, path).map_err(SetupError::Usage)?;
+        check_raster_output(what, path)?;
     }
     Ok(())
 }
@@ -591,27 +630,24 @@ fn finished_output(
     input: &Path,
     output: &Path,
     rows: Option<(usize, usize)>,
-) -> std::result::Result<(), String> {
-    let out = InputRaster::open(output).map_err(|e| format!("cannot be read ({e})"))?;
-    let src = InputRaster::open(input).map_err(|e| e.to_string())?;
+) -> std::result::Result<(), Unfinished> {
+    let out = InputRaster::open(output).map_err(Unfinished::Unreadable)?;
+    let src = InputRaster::open(input).map_err(Unfinished::Input)?;
     let (r0, r1) = rows.unwrap_or((0, src.height()));
     let want = src.georef().offset(0.0, r0 as f64);
     if (out.width(), out.height()) != (src.width(), r1 - r0) || out.georef() != want || out.band_count() != 1
     {
-        return Err(format!(
-            "is {}x{} with another grid than {} ({}x{})",
-            out.width(),
-            out.height(),
-            input.display(),
-            src.width(),
-            r1 - r0
-        ));
+        return Err(Unfinished::OtherGrid {
+            size: (out.width(), out.height()),
+            input: input.to_path_buf(),
+            expected: (src.width(), r1 - r0),
+        });
     }
     // Read whole: a truncated file is not a finished output.
     let mut buf = vec![0u8; out.width()];
     for y in 0..out.height() {
         out.read_band(1, Window::new(0, y, out.width(), 1), &mut buf)
-            .map_err(|e| format!("cannot be read ({e})"))?;
+            .map_err(Unfinished::Unreadable)?;
     }
     Ok(())
 }
