@@ -520,14 +520,8 @@ pub fn classify_raster(probs: &Path, decision: &Decision, output: &Path) -> Resu
 }
 
 /// The whole probability raster `probs` and the label raster `labels` (same size), for
-/// [`fit`]: band-major float32 `(3, n)` (nodata -1) and uint8 `(n)`. The error is a
-/// [`DecisionError`]'s text (the message risk-train's `DecideError::Fit` carries).
-pub fn read_fit_inputs(probs: &Path, labels: &Path) -> Result<(Vec<f32>, Vec<u8>), String> {
-    fit_inputs(probs, labels).map_err(|e| e.to_string())
-}
-
-/// [`read_fit_inputs`] with its typed error.
-fn fit_inputs(probs: &Path, labels: &Path) -> Result<(Vec<f32>, Vec<u8>), DecisionError> {
+/// [`fit`]: band-major float32 `(3, n)` (nodata -1) and uint8 `(n)`.
+pub fn read_fit_inputs(probs: &Path, labels: &Path) -> Result<(Vec<f32>, Vec<u8>), DecisionError> {
     let p = open_probs(probs)?;
     let l = InputRaster::open(labels)?;
     if (p.width(), p.height()) != (l.width(), l.height()) {

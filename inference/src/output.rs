@@ -55,14 +55,6 @@ pub enum OutputError {
     },
 }
 
-/// The text of an [`OutputError`], for a caller whose own check of the finished file
-/// (the `verify` of [`TempOutput::commit`]) reports a plain message.
-impl From<OutputError> for String {
-    fn from(e: OutputError) -> Self {
-        e.to_string()
-    }
-}
-
 /// An output path refused before any work (a usage error); each names the path and what
 /// it is (`-o`, `--probs`, `the output of a.tif`).
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

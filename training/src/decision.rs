@@ -31,9 +31,15 @@ pub enum DecideError {
     Model(#[from] risk_inference::session::ModelError),
     #[error(transparent)]
     Run(#[from] pipeline::PipelineError),
-    /// The fit's inputs could not be read, or no rule could be fitted.
-    #[error("{0}")]
-    Fit(String),
+    /// The fit's inputs (the probabilities written, the labels) could not be read.
+    #[error(transparent)]
+    Inputs(decision::DecisionError),
+    /// No rule could be fitted on these labels.
+    #[error("{}: {err}", labels.display())]
+    Fit {
+        labels: PathBuf,
+        err: decision::DecisionError,
+    },
     #[error("{}: cannot read ({err})", path.display())]
     Read { path: PathBuf, err: std::io::Error },
     #[error("{}: not an ONNX model ({err})", path.display())]
@@ -72,8 +78,11 @@ pub fn fit_on_scene(
         &RunOptions::default(),
         &mut |_, _| {},
     )?;
-    let (p, truth) = decision::read_fit_inputs(&probs.0, labels).map_err(DecideError::Fit)?;
-    decision::fit(&p, &truth, targets).map_err(|e| DecideError::Fit(format!("{}: {e}", labels.display())))
+    let (p, truth) = decision::read_fit_inputs(&probs.0, labels).map_err(DecideError::Inputs)?;
+    decision::fit(&p, &truth, targets).map_err(|err| DecideError::Fit {
+        labels: labels.to_path_buf(),
+        err,
+    })
 }
 
 /// Copies the ONNX model `input` to `output` with metadata `key` set to `value` (replaced

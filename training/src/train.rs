@@ -79,6 +79,8 @@ pub enum TrainError {
     TooFewTiles { train: usize, val: usize },
     #[error("{}: {err}", path.display())]
     State { path: PathBuf, err: serde_json::Error },
+    #[error("{}: {err}", path.display())]
+    Checkpoint { path: PathBuf, err: CheckpointError },
     #[error(transparent)]
     Device(#[from] crate::device::DeviceError),
     #[error(transparent)]
@@ -470,20 +472,26 @@ fn save_checkpoint(vs: &nn::VarStore, opt: &AdamW, path: &Path) -> Result<(), Tr
     let named: Vec<(&String, &Tensor)> = vars.iter().collect();
     Tensor::write_safetensors(&named, weights.path())?;
     opt.save(state.path())?;
-    let verify = |p: &Path| {
+    let verify = |p: &Path| -> Result<(), CheckpointError> {
         Tensor::read_safetensors(p)
             .map(drop)
-            .map_err(|e| format!("reading it back failed ({e})"))
+            .map_err(CheckpointError::ReadBack)
     };
     let failed = |path: &Path| {
         let path = path.to_path_buf();
-        move |msg: String| TrainError::Io {
-            path,
-            err: std::io::Error::other(msg),
-        }
+        move |err| TrainError::Checkpoint { path, err }
     };
     weights.commit(verify).map_err(failed(path))?;
     state.commit(verify).map_err(failed(&opt_path))
+}
+
+/// Why a checkpoint file could not be put in place.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error(transparent)]
+    Output(#[from] risk_inference::output::OutputError),
+    #[error("reading it back failed ({0})")]
+    ReadBack(TchError),
 }
 
 /// Where [`fit_with_progress`] reports the batches of each epoch (a progress display);
