@@ -163,7 +163,7 @@ impl Grid {
     ///
     /// The ranks are a permutation of 0..=2, so `embed`'s `b[k]` (one `+u`, one `-u`) is
     /// `u[rank 2-k] - u[rank 3-k]` in any order, and `b[0] + (1 + b[3]) = u[rank 2] + (1 -
-    /// u[rank 0])` (see `lattice::bary_lanes`).
+    /// u[rank 0])` (see `lattice::lanes::bary_lanes`).
     #[allow(clippy::needless_range_loop, clippy::type_complexity)]
     #[inline(always)]
     fn simplex_lanes(

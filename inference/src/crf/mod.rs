@@ -26,6 +26,9 @@
 //!   and reused by every iteration: for the Gaussian kernel a regular grid without hashing
 //!   or per-pixel state, for the bilateral kernel a hashed lattice that stores only the
 //!   simplex vertex ids per pixel (the weights are recomputed);
+//! - `lattice/lanes`: the lattice's 8-lane kernels (barycentric weights and vertex keys,
+//!   scalar lanes and AVX2), private to `lattice` but for the lane width and the weights,
+//!   which `grid` and `mean_field` use;
 //! - `simd`: the splat/blur/slice and softmax loops (scalar reference, SSE4.1, AVX2+FMA,
 //!   chosen at run time; [`Isa`] says which). Private: its property tests against the
 //!   scalar reference are the crate's test-only `simd_tests` module.
