@@ -72,6 +72,21 @@ pub fn expected_type(info: &ModelInfo) -> Option<String> {
     byte.then(|| "Byte".to_string())
 }
 
+/// A band of a pixel type the model was not trained on, which no rule rescales (the
+/// refusal of [`band_scales`] with `--input-scale auto`).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error(
+    "band {band} is {found} but the model expects {expected} (risk.scale {scale}); pass --input-scale <factor> \
+     (raw value x factor = what the model's {expected} input x risk.scale gives), or --input-scale model \
+     to apply risk.scale unchanged"
+)]
+pub struct TypeMismatch {
+    pub band: usize,
+    pub found: String,
+    pub expected: String,
+    pub scale: f32,
+}
+
 /// Scales of the model bands, one per entry of `types` (the raster's GDAL type name of
 /// each band), and the warning to log once, if a rule other than the model's applied.
 /// `Err` is the one-line refusal (without the file name).
@@ -80,7 +95,7 @@ pub fn band_scales(
     bands: &[usize],
     types: &[String],
     choice: InputScale,
-) -> Result<(Vec<f32>, Option<String>), String> {
+) -> Result<(Vec<f32>, Option<String>), TypeMismatch> {
     let model: Vec<f32> = types
         .iter()
         .enumerate()
@@ -105,12 +120,12 @@ pub fn band_scales(
             rescaled = true;
             continue;
         }
-        return Err(format!(
-            "band {} is {t} but the model expects {expected} (risk.scale {}); pass --input-scale <factor> \
-             (raw value x factor = what the model's {expected} input x risk.scale gives), or --input-scale model \
-             to apply risk.scale unchanged",
-            bands[i], scales[i]
-        ));
+        return Err(TypeMismatch {
+            band: bands[i],
+            found: t.clone(),
+            expected,
+            scale: scales[i],
+        });
     }
     let warning = rescaled.then(|| {
         format!(

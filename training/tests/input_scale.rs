@@ -100,7 +100,9 @@ fn uint16_scores_as_its_uint8_twin_or_is_refused() {
     );
     let (s, warn) = band_scales(&info, &[1, 2, 3], &types("Byte"), InputScale::Auto).unwrap();
     assert!(s.iter().all(|&f| (f - 1.0 / 255.0).abs() < 1e-9) && warn.is_none());
-    let err = band_scales(&info, &[1, 2, 3], &types("Float32"), InputScale::Auto).unwrap_err();
+    let err = band_scales(&info, &[1, 2, 3], &types("Float32"), InputScale::Auto)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("--input-scale") && err.contains("Float32"), "{err}");
     let (s, _) = band_scales(&info, &[1, 2, 3], &types("Float32"), InputScale::Factor(0.5)).unwrap();
     assert_eq!(s, vec![0.5; 3]);

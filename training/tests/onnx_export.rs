@@ -330,7 +330,9 @@ fn cli_export_states_the_training_images_pixel_type() {
             let (scales, warning) = band_scales(info, &[3, 2, 1], &u16s, InputScale::Auto).unwrap();
             assert_eq!((scales, warning), (vec![1e-4f32; 3], None));
             let bytes = vec!["Byte".to_string(); 3];
-            let e = band_scales(info, &[3, 2, 1], &bytes, InputScale::Auto).unwrap_err();
+            let e = band_scales(info, &[3, 2, 1], &bytes, InputScale::Auto)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("expects UInt16"), "{e}");
         }
     }

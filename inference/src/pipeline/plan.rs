@@ -141,8 +141,8 @@ fn normalisation(
         .iter()
         .map(|&b| raster.band_type_name(b))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let (scales, warning) =
-        input_scale::band_scales(info, &bands, &types, opts.input_scale).map_err(input_err)?;
+    let (scales, warning) = input_scale::band_scales(info, &bands, &types, opts.input_scale)
+        .map_err(|e| input_err(e.to_string()))?;
     if let Some(w) = warning {
         tracing::warn!("{}: {w}", input.display());
     }
