@@ -259,7 +259,6 @@ impl GaussKernel {
 /// tables made once (the same bits as dividing each time).
 struct BilateralFeatures<'a> {
     rgb: &'a [u8],
-    width: usize,
     /// `x / sxy` per column, `y / sxy` per row, `c / srgb` per 8-bit value.
     xs: Vec<f32>,
     ys: Vec<f32>,
@@ -270,14 +269,13 @@ impl<'a> BilateralFeatures<'a> {
     fn new(rgb: &'a [u8], width: usize, height: usize, sxy: f32, srgb: f32) -> Self {
         BilateralFeatures {
             rgb,
-            width,
             xs: (0..width).map(|x| x as f32 / sxy).collect(),
             ys: (0..height).map(|y| y as f32 / sxy).collect(),
             colour: std::array::from_fn(|c| c as f32 / srgb),
         }
     }
 
-    /// The `fill` of [`lattice::barys`] and [`Lattice::build`]: pixels `i ..` from `(x, y)` along one row into
+    /// The `fill` of [`Lattice::build`]: pixels `i ..` from `(x, y)` along one row into
     /// `lanes` (slices taken once, so no bounds check per pixel).
     #[inline(always)]
     fn fill(
@@ -316,18 +314,17 @@ impl<'a> BilateralFeatures<'a> {
 }
 
 /// The two kernels of one image, ready for mean-field inference.
-struct DenseCrf<'a> {
+struct DenseCrf {
     /// Label compatibility of both kernels.
     compat: LabelCompat,
     gauss: GaussKernel,
     bilat: Kernel<5>,
-    /// The bilateral barycentric weights are recomputed from these in every pass.
-    bfeat: BilateralFeatures<'a>,
     isa: Isa,
 }
 
-/// Pixels per block in the fused pass (one softmax call, one slice/splat call per kernel).
-const BLOCK: usize = 64;
+/// Pixels per block in the fused pass (one softmax call, one slice/splat call per kernel):
+/// one block of the bilateral lattice's stored weights.
+const BLOCK: usize = lattice::WEIGHT_BLOCK;
 
 /// Per-thread scratch of the fused pass.
 struct Scratch {
@@ -337,7 +334,6 @@ struct Scratch {
     q: Vec<Value>,
     ids_g: Vec<u32>,
     w_g: Vec<f32>,
-    w_b: Vec<f32>,
     norm_g: Vec<f32>,
     norm_b: Vec<f32>,
 }
@@ -351,15 +347,14 @@ impl Scratch {
             q: vec![[0.0; 4]; BLOCK],
             ids_g: vec![0; 3 * BLOCK],
             w_g: vec![0.0; 3 * BLOCK],
-            w_b: vec![0.0; 6 * BLOCK],
             norm_g: vec![0.0; BLOCK],
             norm_b: vec![0.0; BLOCK],
         }
     }
 }
 
-impl<'a> DenseCrf<'a> {
-    fn new(rgb: &'a [u8], width: usize, height: usize, p: &CrfParams) -> Self {
+impl DenseCrf {
+    fn new(rgb: &[u8], width: usize, height: usize, p: &CrfParams) -> Self {
         let n = width * height;
         // Features as pydensecrf's DenseCRF2D: `int / float` in float32.
         let (gs, bs, cs) = (p.gaussian_sxy, p.bilateral_sxy, p.bilateral_srgb);
@@ -372,7 +367,6 @@ impl<'a> DenseCrf<'a> {
             compat: p.compat,
             gauss,
             bilat,
-            bfeat,
             isa: Isa::detect(),
         }
     }
@@ -445,7 +439,6 @@ impl<'a> DenseCrf<'a> {
             compat_terms(&self.compat, b.compat),
         );
         let mut s = Scratch::new();
-        let scale_b = lattice::scale_factors::<5>();
         let len = planes[0].len();
         let [u0, u1, u2] = planes;
         for k0 in (0..len).step_by(BLOCK) {
@@ -454,15 +447,8 @@ impl<'a> DenseCrf<'a> {
             g.grid.simplices(i0, &mut s.ids_g[..bl * 3], &mut s.w_g[..bl * 3]);
             let (ids_g, wgt_g) = (&s.ids_g[..bl * 3], &s.w_g[..bl * 3]);
             let ids_b = &b.lattice.ids()[i0 * 6..(i0 + bl) * 6];
-            let bf = &self.bfeat;
-            lattice::barys::<5, _>(
-                i0,
-                bf.width,
-                &mut s.w_b[..bl * 6],
-                &scale_b,
-                |i, x, y, lanes, f| bf.fill(i, x, y, lanes, f),
-            );
-            let wgt_b = &s.w_b[..bl * 6];
+            // Blocks start at multiples of BLOCK = WEIGHT_BLOCK: one block of the stored weights.
+            let wgt_b = &b.lattice.weights()[i0 * 6..(i0 + bl) * 6];
             if prep {
                 s.q[..bl].fill([0.0, 0.0, 0.0, 1.0]);
                 // SAFETY: lattice ids are below its vertex count (checked at its build), grid

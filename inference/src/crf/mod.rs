@@ -24,11 +24,12 @@
 //!   to the 8-bit colour space of the bilateral kernel;
 //! - `grid` and `lattice`: the permutohedral lattices, built once per image in parallel
 //!   and reused by every iteration: for the Gaussian kernel a regular grid without hashing
-//!   or per-pixel state, for the bilateral kernel a hashed lattice that stores only the
-//!   simplex vertex ids per pixel (the weights are recomputed);
+//!   or per-pixel state (its simplices are recomputed in every pass), for the bilateral
+//!   kernel a hashed lattice that stores the simplex vertex ids and barycentric weights
+//!   per pixel;
 //! - `lattice/lanes`: the lattice's 8-lane kernels (barycentric weights and vertex keys,
-//!   scalar lanes and AVX2), private to `lattice` but for the lane width and the weights,
-//!   which `grid` and `mean_field` use;
+//!   scalar lanes and AVX2), private to `lattice` but for the lane width, which `grid`
+//!   and `mean_field` use;
 //! - `simd`: the splat/blur/slice and softmax loops (scalar reference, SSE4.1, AVX2+FMA,
 //!   chosen at run time; [`Isa`] says which). Private: its property tests against the
 //!   scalar reference are the crate's test-only `simd_tests` module.
@@ -57,13 +58,17 @@
 //! # Memory
 //!
 //! Per pixel: the unary/Q buffer (12 bytes) and, in `risk-crf`, the RGB image (3); the
-//! bilateral simplex ids (6 x u32 = 24); the vertex values (4 floats; the blurred values
-//! plus one splat buffer per thread) of about 0.13 N Gaussian grid points (3 buffers,
-//! about 6 bytes per pixel) and 0.11 N bilateral vertices (3 buffers plus blur neighbour
-//! ids, about 11 bytes per pixel on natural images; noisier colours give more vertices).
-//! During the build the bilateral hash table adds about 8 bytes per pixel. The barycentric
-//! weights are recomputed in every pass because storing them would break a budget of 64
-//! bytes per pixel; the 6 ids do not compress (most pixels have a simplex of their own).
+//! bilateral simplex ids (6 x u32 = 24) and barycentric weights (6 x f32 = 24); the vertex
+//! values (4 floats; the blurred values plus one splat buffer per thread) of about 0.13 N
+//! Gaussian grid points (3 buffers, about 6 bytes per pixel) and 0.11 N bilateral vertices
+//! (3 buffers plus blur neighbour ids, about 11 bytes per pixel on natural images; noisier
+//! colours give more vertices): about 84 bytes per pixel in all with 2 threads, within a
+//! budget of 96 (pydensecrf: about 256). During the build the bilateral hash table adds
+//! about 8 bytes per pixel; it is dropped before the weights are stored. Storing the
+//! weights saves recomputing them in each pass (iterations + 2: the normaliser's, the
+//! first Q's and one per iteration); the Gaussian simplices are still recomputed (storing them
+//! would take 24 more bytes per pixel). The 6 ids do not compress (most pixels have a
+//! simplex of their own), nor do the weights without changing the results' bits.
 //! Speed and peak memory against pydensecrf, and where the time goes: `bench/README.md`
 //! ("Dense CRF", measured with `bench/crf_vs_pydensecrf.sh`).
 

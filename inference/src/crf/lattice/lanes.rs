@@ -4,8 +4,8 @@
 //! operations in the same order as intrinsics (`avx2`): the same bits either way, those of
 //! the lattice's per-pixel `embed` (its tests compare them).
 //!
-//! Private to the lattice but for [`LANES`], [`MAX_D`] and [`barys`] (the Gaussian grid and
-//! the mean-field passes fill lanes too) and, in tests, [`per_pixel`].
+//! Private to the lattice but for [`LANES`] and [`MAX_D`] (the Gaussian grid and the
+//! bilateral features fill lanes too) and, in tests, [`per_pixel`].
 
 use std::ops::Range;
 

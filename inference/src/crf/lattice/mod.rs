@@ -10,14 +10,15 @@
 //!
 //! Differences from pydensecrf that do not change results:
 //! - keys are `i32` (pydensecrf: `short`), so no overflow for any raster size;
-//! - per pixel only the D+1 vertex ids (u32) are stored, 4(D+1) bytes; the barycentric
-//!   weights are recomputed from the features when needed ([`barys`], 8 pixels at a time
-//!   in `lanes`: scalar lanes as the reference, AVX2 intrinsics where the CPU has them,
-//!   the same bits as [`embed`] either way; the weights come from the rank permutation, one select per
-//!   rank, instead of (D+1)(D+2) masked adds). (Storing only vertex 0 and
-//!   walking "+1" blur neighbours to the others saves 20 bytes per pixel for the
-//!   bilateral kernel but costs D dependent cache misses per pixel and pass: measured 3x
-//!   slower, so not done.)
+//! - per pixel the D+1 vertex ids (u32) and the D+1 barycentric weights (f32) are stored,
+//!   8(D+1) bytes (pydensecrf: 4 bytes per key component and 8 per vertex): the weights
+//!   are computed once at the end of the build ([`barys`], 8 pixels at a time in `lanes`:
+//!   scalar lanes as the reference, AVX2 intrinsics where the CPU has them, the same bits as
+//!   [`embed`] either way; the weights come from the rank permutation, one select per rank,
+//!   instead of (D+1)(D+2) masked adds), so that no filtering pass recomputes them.
+//!   (Storing only vertex 0 and walking "+1" blur neighbours to the others saves 20 bytes
+//!   per pixel for the bilateral kernel but costs D dependent cache misses per pixel and
+//!   pass: measured 3x slower, so not done.)
 //! - the build runs in parallel over row bands (band-local hash tables merged in band
 //!   order, one wave of bands at a time so that few band tables are alive; the merge and
 //!   the neighbour lookups prefetch their probes a few keys ahead); vertex numbering
@@ -47,9 +48,10 @@ mod lanes;
 
 #[cfg(target_arch = "x86_64")]
 use lanes::avx2;
+use lanes::barys;
 #[cfg(test)]
 pub use lanes::per_pixel;
-pub use lanes::{LANES, MAX_D, barys};
+pub use lanes::{LANES, MAX_D};
 use lanes::{fill_lanes, keys_lanes};
 
 /// Simplex of one pixel: closest remainder-0 point, ranks and barycentric weights.
@@ -340,13 +342,37 @@ impl<const D: usize> KeyTable<D> {
     }
 }
 
+/// Pixels per block of the stored barycentric weights ([`Lattice::weights`]).
+pub const WEIGHT_BLOCK: usize = 64;
+
+/// The barycentric weights of `n` pixels ([`barys`] block by block), stored by the build
+/// so that no filtering pass recomputes them.
+fn stored_weights<const D: usize, F>(n: usize, width: usize, scale: &[f32; D], fill: &F) -> Vec<f32>
+where
+    F: Fn(usize, usize, usize, Range<usize>, &mut [[f32; LANES]; MAX_D]) + Sync,
+{
+    const BLOCKS_PER_ITEM: usize = 256;
+    let block = WEIGHT_BLOCK * (D + 1);
+    let mut weights = vec![0f32; n * (D + 1)];
+    weights
+        .par_chunks_mut(block * BLOCKS_PER_ITEM)
+        .enumerate()
+        .for_each(|(c, item)| {
+            for (b, w) in item.chunks_mut(block).enumerate() {
+                barys::<D, _>((c * BLOCKS_PER_ITEM + b) * WEIGHT_BLOCK, width, w, scale, fill);
+            }
+        });
+    weights
+}
+
 /// A built lattice for one kernel over a `width x height` pixel grid.
 pub struct Lattice<const D: usize> {
     /// Simplex vertex ids per pixel, (N, D+1), every one below `vertices` (checked at the
-    /// end of the build; [`Lattice::ids`] hands them to the unchecked kernels). (The
-    /// barycentric weights are not stored: [`barys`] recomputes them from the features, 24
-    /// bytes per pixel less for D = 5.)
+    /// end of the build; [`Lattice::ids`] hands them to the unchecked kernels).
     ids: Vec<u32>,
+    /// Barycentric weights per pixel, in blocks of [`WEIGHT_BLOCK`] pixels, r-major within
+    /// a block ([`Lattice::weights`]).
+    weights: Vec<f32>,
     /// Blur neighbours `[n1, n2]` per vertex and axis, (M, D+1); `M` = missing (zero vertex).
     pub neighbours: Vec<[u32; 2]>,
     /// Number of lattice vertices M.
@@ -490,12 +516,16 @@ impl<const D: usize> Lattice<D> {
                     }
                 }
             });
+        drop(global);
+        let t_weights = std::time::Instant::now();
+        let weights = stored_weights::<D, _>(n, width, &scale, &fill);
         if super::diag::timing_requested() {
             tracing::info!(
-                "risk-crf lattice d={D}: embed+local {:.3} s, merge {:.3} s, neighbours {:.3} s",
+                "risk-crf lattice d={D}: embed+local {:.3} s, merge {:.3} s, neighbours {:.3} s, weights {:.3} s",
                 (t_embed - t_start).as_secs_f64(),
                 (t_merge - t_embed).as_secs_f64(),
-                t_merge.elapsed().as_secs_f64()
+                (t_weights - t_merge).as_secs_f64(),
+                t_weights.elapsed().as_secs_f64()
             );
         }
         // The kernels index vertex values by these ids without bounds checks.
@@ -505,6 +535,7 @@ impl<const D: usize> Lattice<D> {
         );
         Lattice {
             ids,
+            weights,
             neighbours,
             vertices: m,
         }
@@ -513,6 +544,14 @@ impl<const D: usize> Lattice<D> {
     /// Simplex vertex ids of all pixels, (N, D+1); each is below [`Lattice::vertices`].
     pub fn ids(&self) -> &[u32] {
         &self.ids
+    }
+
+    /// Barycentric weights of all pixels: for the block of pixels `i0 .. i0 + len` (`i0` a
+    /// multiple of [`WEIGHT_BLOCK`], `len` up to [`WEIGHT_BLOCK`], shorter only at the end),
+    /// `weights()[i0 * (D+1) ..][r * len + k]` is the weight of simplex vertex r of pixel
+    /// `i0 + k`: the layout [`barys`] writes and the kernels of [`super::simd`] read.
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
     }
 
     /// Vertex ids of pixel `i`'s simplex.
@@ -633,6 +672,16 @@ mod tests {
                 }),
             );
             assert_eq!(b[..], s.bary[..6]);
+            // The stored weights: the same bits, in their block layout.
+            let (b0, k) = (i / WEIGHT_BLOCK * WEIGHT_BLOCK, i % WEIGHT_BLOCK);
+            let len = WEIGHT_BLOCK.min(w * h - b0);
+            for r in 0..=5 {
+                assert_eq!(
+                    lat.weights()[b0 * 6 + r * len + k],
+                    s.bary[r],
+                    "pixel {i} weight {r}"
+                );
+            }
             // A block of 37 pixels from here (across rows, r-major): the same weights.
             if i % 997 == 0 && i + 37 <= w * h {
                 let mut block = [0f32; 6 * 37];
