@@ -93,8 +93,14 @@ def cell(v):
     return f"{st.mean(v):.3f} ± {st.pstdev(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
 
 stats = open(f"{out}/synth-stats.txt").read().splitlines()
-rows = [l for l in stats if re.match(r"\| \d+ \|", l)]
-hdr = [h.strip() for h in next(l for l in stats if l.startswith("| seed")).strip("|").split("|")]
+# The per-seed table of synth-stats (its first table; the second is the oracle's curve).
+start = next(i for i, l in enumerate(stats) if l.startswith("| seed | Medium"))
+hdr = [h.strip() for h in stats[start].strip("|").split("|")]
+rows = []
+for l in stats[start + 2:]:
+    if not re.match(r"\| \d+ \|", l):
+        break
+    rows.append(l)
 vals = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
 def col(name):
     return st.mean(float(v[hdr.index(name)].split()[0].rstrip("%")) for v in vals)
