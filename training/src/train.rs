@@ -128,7 +128,6 @@ impl EpochLog {
 
     /// This epoch as a line of the run's log (of `epochs` in all; `(best)` when it improved).
     pub fn log_line(&self, epochs: usize, improved: bool) -> String {
-        let opt_f = |v: Option<f64>| v.map_or("".to_string(), |x| format!("{x:.5}"));
         format!(
             "epoch {}/{}: lr {:.2e}, train loss {:.4}, val loss {:.4}, kappa {}, P1 {:.3}, R2 {:.3}, rho {}, {:.0} s{}",
             self.epoch,
@@ -136,10 +135,10 @@ impl EpochLog {
             self.lr,
             self.train_loss,
             self.val_loss,
-            opt_f(self.val_kappa),
+            optional(self.val_kappa),
             self.val_precision_1,
             self.val_recall_2,
-            opt_f(self.val_spearman),
+            optional(self.val_spearman),
             self.seconds,
             if improved { " (best)" } else { "" }
         )
@@ -147,20 +146,24 @@ impl EpochLog {
 
     /// This epoch as a line of `log.csv` (an undefined metric is an empty cell).
     pub fn csv_row(&self) -> String {
-        let opt_f = |v: Option<f64>| v.map_or("".to_string(), |x| format!("{x:.5}"));
         format!(
             "{},{:.3e},{:.5},{:.5},{},{:.5},{:.5},{},{:.1}\n",
             self.epoch,
             self.lr,
             self.train_loss,
             self.val_loss,
-            opt_f(self.val_kappa),
+            optional(self.val_kappa),
             self.val_precision_1,
             self.val_recall_2,
-            opt_f(self.val_spearman),
+            optional(self.val_spearman),
             self.seconds
         )
     }
+}
+
+/// An optional metric as both lines print it: five decimals, or nothing when undefined.
+fn optional(v: Option<f64>) -> String {
+    v.map_or(String::new(), |x| format!("{x:.5}"))
 }
 
 /// What `state.json` holds: enough to resume.
@@ -555,18 +558,18 @@ pub fn fit_with_progress(
     } else {
         (TrainState::default(), files.start(cfg, &vs, log)?)
     };
+    let run = EpochRun {
+        cfg,
+        data: &data,
+        model: &model,
+        device,
+        amp,
+    };
     while state.epochs_done < cfg.optim.epochs && !state.stopped_early {
         let epoch = state.epochs_done;
         let t0 = Instant::now();
         let lr = scheduled_lr(cfg, epoch, &state);
         opt.set_lr(lr);
-        let run = EpochRun {
-            cfg,
-            data: &data,
-            model: &model,
-            device,
-            amp,
-        };
         let train_loss = run.train(epoch, &mut opt, progress)?;
         progress.validating();
         let (val_loss, matrix) = amp::autocast(amp, || validate(&model, &data, cfg, device))??;
