@@ -24,15 +24,16 @@ B4_EPOCHS="${B4_EPOCHS:-0}"
 what="${1:-all}"
 mkdir -p "$out"
 
-# One model: train (unless its best checkpoint exists), then export to FP32 ONNX with the
+# One model: train (unless its run is marked done), then export to FP32 ONNX with the
 # shipped model's tiles and a decision rule fitted on the validation mosaic.
 train_one() { # ROW SEED CONFIG EPOCHS
     local row=$1 seed=$2 cfg=$3 epochs=$4
     local run="$out/$row/seed$seed" onnx="$out/$row-seed$seed.onnx"
     if [ ! -f "$run/done" ]; then
         echo "== train $row seed $seed ($epochs epochs) $(date -u +%H:%M:%S)"
+        # pipefail: a failed run stops here, unmarked (the filter alone may find nothing).
         "$bin/risk-train" fit "$cfg" --seeds "$seed" --epochs "$epochs" 2>&1 | tee "$out/$row-seed$seed.log" |
-            grep -E 'epoch [0-9]+/|SMOTE|class-1 share' || true
+            { grep -E 'epoch [0-9]+/|SMOTE|class-1 share' || true; }
         touch "$run/done"
     fi
     [ -f "$onnx" ] || "$bin/risk-train" export "$run/best.safetensors" --config "$cfg" \
@@ -79,16 +80,19 @@ score() {
 # standard deviation (population) over the training seeds; the oracle and colour floor of
 # the same held-out scenes beside them.
 table() {
-    python3 - "$out" "$EPOCHS" "$B4_EPOCHS" <<'PY'
-import glob, os, re, statistics as st, sys
-out, epochs, b4_epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    python3 - "$out" "$EPOCHS" <<'PY'
+import glob, json, os, re, statistics as st, sys
+out, epochs = sys.argv[1], sys.argv[2]
+b4_state = f"{out}/b4/seed42/state.json"  # the epochs the B4 run trained, when there is one
+b4_epochs = json.load(open(b4_state))["epochs_done"] if os.path.exists(b4_state) else 0
 names = {"v2": "V2 recipe (no attention, duplication to 5%, no SMOTE)",
          "cbam": "+ CBAM attention", "v25": "+ SMOTE to 7.5% (V2.5 recipe)",
          "b4": f"V2.5 recipe, B4 encoder, seed 42, {b4_epochs} epochs"}
 def per_model(path, decision):
+    """One model's means over the held-out scenes: kappa, P(1), R(2), rho, Medium share."""
     rows = [l.split() for l in open(path) if l.split()[0] == decision]
     cols = list(zip(*[[float(x) for x in r[1:]] for r in rows]))
-    return [st.mean(c) for c in cols[:5]], len(rows)
+    return [st.mean(c) for c in cols[:5]]
 def cell(v):
     return f"{st.mean(v):.3f} ± {st.pstdev(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
 
@@ -116,7 +120,7 @@ for decision, title in [("argmax", "argmax (the recipe as the source ran it)"),
             if not files:
                 continue
             ms = [per_model(f, decision) for f in files]
-            cols = list(zip(*[m for m, _ in ms]))
+            cols = list(zip(*ms))
             cols[4] = [100 * x for x in cols[4]]
             seeds = ", ".join(re.search(r"seed(\d+)", f).group(1) for f in files)
             step = names[row] if crf != "enhanced" or row == "b4" else "+ enhanced CRF"
