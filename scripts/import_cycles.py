@@ -57,13 +57,13 @@ def expand_groups(code: str):
                 yield head + "::" + item
 
 
-def references(code: str, here: tuple, is_dir_module: bool):
+def references(code: str, here: tuple):
     """Absolute module paths (tuples) named from module `here`."""
     paths = [m.group(1) + m.group(2) for m in PATH_RE.finditer(code)]
     paths += list(expand_groups(code))
     for p in paths:
         seg = p.split("::")
-        # `self` in a folder's mod.rs is the folder module; in a file, the file module.
+        # `self` is `here` (module_of names a folder's mod.rs by the folder).
         base = list(here)
         head, rest = seg[0], seg[1:]
         if head == "crate":
@@ -86,7 +86,7 @@ def main() -> int:
         edges = defaultdict(list)  # (parent, child_a, child_b) -> [(file, target)]
         for mod, file in modules.items():
             code = strip(file.read_text())
-            for target in references(code, mod, file.name in ("mod.rs", "lib.rs")):
+            for target in references(code, mod):
                 # the deepest module named
                 while target and target not in modules:
                     target = target[:-1]
